@@ -1,0 +1,58 @@
+"""otelstream: LangGraph-style graph streaming, carried end to end by OpenTelemetry.
+
+Build graphs with the LangGraph API and stream them; every chunk ``stream()`` yields was
+first emitted into OpenTelemetry, so your tracing backend holds the very stream your
+application saw::
+
+    from otelstream import StateGraph, START, END
+    graph = StateGraph(State)
+    ...
+    for mode, chunk in graph.compile().stream(inputs, stream_mode=["updates", "custom"]):
+        ...
+"""
+
+from __future__ import annotations
+
+from otelstream import stream as _stream  # noqa: F401 - installs the OTel-backed driver
+from otelstream._config import ExportOptions, configure, force_flush, shutdown
+from otelstream.consumer.output import InvalidStreamArgumentError
+from otelstream.engine.compiled import CompiledStateGraph
+from otelstream.engine.graph import StateGraph
+from otelstream.engine.runtime import get_config, get_stream_writer
+from otelstream.engine.types import END, START, Command, RetryPolicy, Send, StreamMode, StreamWriter
+from otelstream.errors import (
+    EmptyInputError,
+    ErrorCode,
+    GraphRecursionError,
+    InvalidGraphError,
+    InvalidUpdateError,
+    OtelstreamError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "END",
+    "START",
+    "Command",
+    "CompiledStateGraph",
+    "EmptyInputError",
+    "ErrorCode",
+    "ExportOptions",
+    "GraphRecursionError",
+    "InvalidGraphError",
+    "InvalidStreamArgumentError",
+    "InvalidUpdateError",
+    "OtelstreamError",
+    "RetryPolicy",
+    "Send",
+    "StateGraph",
+    "StreamMode",
+    "StreamWriter",
+    "__version__",
+    "configure",
+    "force_flush",
+    "get_config",
+    "get_stream_writer",
+    "shutdown",
+]

@@ -1,0 +1,244 @@
+"""Where otelstream's telemetry goes, and how it finds the application's providers.
+
+Resolution, on every run (so an application may set its providers after import):
+
+1. providers passed to :func:`configure` win;
+2. otherwise the application's global SDK ``TracerProvider`` / ``LoggerProvider``;
+3. otherwise otelstream's own private providers, which export to what :func:`configure`
+   (or ``OTEL_EXPORTER_OTLP_ENDPOINT``) asked for, or nowhere.
+
+otelstream adds its :class:`~otelstream.consumer.processor.StreamLogRecordProcessor` to
+whichever ``LoggerProvider`` it emits through, once per provider.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import threading
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import _logs, trace
+from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter
+from otelstream.telemetry import semconv
+from otelstream.telemetry.emit import Pipeline
+from otelstream.telemetry.file_exporter import (
+    OTLPJsonFile,
+    OTLPJsonFileLogExporter,
+    OTLPJsonFileSpanExporter,
+)
+
+__all__ = ["ExportOptions", "configure", "current_pipeline", "router", "shutdown"]
+
+ENV_MAX_PAYLOAD_BYTES = "OTELSTREAM_MAX_PAYLOAD_BYTES"
+"""Cap on the JSON payload written into telemetry (default 65536); the stream is never capped."""
+_DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
+
+
+def _version() -> str:
+    from otelstream import __version__
+
+    return __version__
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ExportOptions:
+    """Where otelstream's own providers export (ignored for the application's providers).
+
+    Attributes:
+        file: Append OTLP-JSON lines (the Collector file exporter's format) to this path.
+        otlp: Export with OTLP, configured by the standard ``OTEL_EXPORTER_OTLP_*``
+            variables; ``None`` means "if ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its
+            ``_TRACES_``/``_LOGS_`` variants) is set".
+    """
+
+    file: str | None = None
+    otlp: bool | None = None
+
+
+@dataclasses.dataclass(slots=True)
+class _Settings:
+    tracer_provider: TracerProvider | None = None
+    logger_provider: LoggerProvider | None = None
+    export: ExportOptions = dataclasses.field(default_factory=ExportOptions)
+    service_name: str | None = None
+    max_payload_bytes: int = _DEFAULT_MAX_PAYLOAD_BYTES
+    span_processors: tuple[SpanProcessor, ...] = ()
+    log_record_processors: tuple[LogRecordProcessor, ...] = ()
+
+
+_lock = threading.RLock()
+_settings = _Settings()
+_router = StreamRouter()
+_processor = StreamLogRecordProcessor(_router)
+_attached: weakref.WeakSet[LoggerProvider] = weakref.WeakSet()
+_private: dict[str, Any] = {}
+# the last resolved pipeline, kept with its providers (not their ids, which get reused)
+_last: list[tuple[Any, Any, Pipeline]] = []
+
+
+def router() -> StreamRouter:
+    """Return the router every ``stream()`` registers its channel with."""
+    return _router
+
+
+def _otlp_wanted(options: ExportOptions) -> bool:
+    if options.otlp is not None:
+        return options.otlp
+    return any(
+        os.environ.get(name)
+        for name in (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
+        )
+    )
+
+
+def _otlp_exporters() -> tuple[Any, Any]:
+    protocol = os.environ.get(
+        "OTEL_EXPORTER_OTLP_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+    )
+    if protocol == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # type: ignore[assignment]
+            OTLPLogExporter,
+        )
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
+            OTLPSpanExporter,
+        )
+    return OTLPSpanExporter(), OTLPLogExporter()
+
+
+def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
+    providers = _private.get("export")
+    if providers is None:
+        attributes = {"service.name": _settings.service_name} if _settings.service_name else {}
+        resource = Resource.create(attributes)
+        tracer_provider = TracerProvider(resource=resource)
+        logger_provider = LoggerProvider(resource=resource)
+        options = _settings.export
+        if options.file:
+            file = OTLPJsonFile(options.file)
+            tracer_provider.add_span_processor(BatchSpanProcessor(OTLPJsonFileSpanExporter(file)))
+            logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPJsonFileLogExporter(file)))
+        if _otlp_wanted(options):
+            span_exporter, log_exporter = _otlp_exporters()
+            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+            logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+        for span_processor in _settings.span_processors:
+            tracer_provider.add_span_processor(span_processor)
+        for log_processor in _settings.log_record_processors:
+            logger_provider.add_log_record_processor(log_processor)
+        providers = (tracer_provider, logger_provider)
+        _private["export"] = providers
+    return providers  # type: ignore[no-any-return]
+
+
+def _stream_only_provider() -> LoggerProvider:
+    provider = _private.get("stream")
+    if provider is None:
+        provider = LoggerProvider(resource=Resource.create({}))
+        provider.add_log_record_processor(_processor)
+        _private["stream"] = provider
+    return provider  # type: ignore[no-any-return]
+
+
+def current_pipeline() -> Pipeline:
+    """Return the pipeline a run starting now emits through (see the module docstring)."""
+    tracer_provider: Any = _settings.tracer_provider or trace.get_tracer_provider()
+    logger_provider: Any = _settings.logger_provider or _logs.get_logger_provider()
+    if not isinstance(tracer_provider, TracerProvider) or not isinstance(logger_provider, LoggerProvider):
+        with _lock:
+            private_tracer, private_logger = _private_providers()
+        if not isinstance(tracer_provider, TracerProvider):
+            tracer_provider = private_tracer
+        if not isinstance(logger_provider, LoggerProvider):
+            logger_provider = private_logger
+    last = _last[0] if _last else None
+    if last is not None and last[0] is tracer_provider and last[1] is logger_provider:
+        return last[2]
+    with _lock:
+        if logger_provider not in _attached:
+            logger_provider.add_log_record_processor(_processor)
+            _attached.add(logger_provider)
+        pipeline = Pipeline(
+            tracer=tracer_provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, _version()),
+            export_logger=logger_provider.get_logger(semconv.INSTRUMENTATION_SCOPE, _version()),
+            stream_logger=_stream_only_provider().get_logger(semconv.INSTRUMENTATION_SCOPE, _version()),
+            max_payload_bytes=_settings.max_payload_bytes,
+        )
+        _last[:] = [(tracer_provider, logger_provider, pipeline)]
+        return pipeline
+
+
+def configure(
+    *,
+    tracer_provider: TracerProvider | None = None,
+    logger_provider: LoggerProvider | None = None,
+    export: ExportOptions | None = None,
+    service_name: str | None = None,
+    max_payload_bytes: int | None = None,
+    additional_span_processors: Sequence[SpanProcessor] = (),
+    additional_log_record_processors: Sequence[LogRecordProcessor] = (),
+) -> None:
+    """Set where otelstream's telemetry goes. Optional: without it otelstream uses the
+    application's global SDK providers, or private ones that export nowhere.
+
+    Args:
+        tracer_provider: Emit spans through this provider instead of the global one.
+        logger_provider: Emit stream records through this provider instead of the global one.
+        export: Exporters for otelstream's private providers (a local file, OTLP).
+        service_name: ``service.name`` of the private providers' resource
+            (``OTEL_SERVICE_NAME`` / ``OTEL_RESOURCE_ATTRIBUTES`` apply too).
+        max_payload_bytes: Cap on each record's JSON payload; longer payloads are cut and
+            marked ``otelstream.payload.truncated`` with ``otelstream.payload.size``.
+            The in-process stream is never cut. Default 65536 or
+            ``OTELSTREAM_MAX_PAYLOAD_BYTES``.
+        additional_span_processors: Added to otelstream's private tracer provider.
+        additional_log_record_processors: Added to otelstream's private logger provider.
+
+    Raises:
+        ValueError: ``max_payload_bytes`` is not positive.
+    """
+    if max_payload_bytes is None:
+        max_payload_bytes = int(os.environ.get(ENV_MAX_PAYLOAD_BYTES, _DEFAULT_MAX_PAYLOAD_BYTES))
+    if max_payload_bytes <= 0:
+        raise ValueError(f"max_payload_bytes must be positive, got {max_payload_bytes}")
+    with _lock:
+        shutdown()
+        _settings.tracer_provider = tracer_provider
+        _settings.logger_provider = logger_provider
+        _settings.export = export or ExportOptions()
+        _settings.service_name = service_name
+        _settings.max_payload_bytes = max_payload_bytes
+        _settings.span_processors = tuple(additional_span_processors)
+        _settings.log_record_processors = tuple(additional_log_record_processors)
+
+
+def shutdown() -> None:
+    """Flush and shut down otelstream's private providers (the application's are its own)."""
+    with _lock:
+        providers = _private.pop("export", None)
+        if providers is not None:
+            for provider in providers:
+                provider.shutdown()
+        _last.clear()
+
+
+def force_flush(timeout_millis: int = 30000) -> bool:
+    """Export everything otelstream's private providers hold; return False on timeout."""
+    providers = _private.get("export")
+    if providers is None:
+        return True
+    return all(p.force_flush(timeout_millis) for p in providers)

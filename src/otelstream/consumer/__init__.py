@@ -1,0 +1,1 @@
+"""consumer layer of otelstream."""

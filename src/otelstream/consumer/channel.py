@@ -1,0 +1,110 @@
+"""The per-run queue between otelstream's processors and one ``stream()`` iterator.
+
+Processors ``put`` chunks from whatever thread emitted them; the iterator ``drain``\\ s
+them on its own thread. Chunks leave in sequence-number order: two nodes running in
+parallel may get their numbers in one order and reach the processor in the other, and
+replay from a backend sorts by sequence number, so the live stream must too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Chunk", "RunChannel"]
+
+logger = logging.getLogger("otelstream")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Chunk:
+    """One received chunk: where it comes from, its mode and payload."""
+
+    namespace: tuple[str, ...]
+    mode: str
+    payload: Any
+
+
+_LOST: Any = object()
+
+
+class RunChannel:
+    """Reorders chunks by sequence number and hands them to one consumer.
+
+    Thread-safety: ``put`` and ``lost`` may be called from any thread; ``drain`` and
+    ``drain_all`` only from the consumer's. ``notify`` is called after every ``put`` and
+    must not block.
+    """
+
+    __slots__ = ("_lock", "_next", "_notify", "_pending", "_ready", "lost_count", "run_id")
+
+    def __init__(self, run_id: str, notify: Callable[[], None]) -> None:
+        """Create an empty channel for ``run_id`` that calls ``notify`` on arrivals."""
+        self.run_id = run_id
+        self._notify = notify
+        self._lock = threading.Lock()
+        self._next = 0
+        self._pending: dict[int, Any] = {}
+        self._ready: deque[Any] = deque()
+        self.lost_count = 0
+
+    def put(self, seq: int, chunk: Chunk | Any) -> None:
+        """Accept the chunk numbered ``seq``; duplicates of delivered numbers are ignored."""
+        with self._lock:
+            if seq < self._next or seq in self._pending:
+                return
+            if seq != self._next:
+                self._pending[seq] = chunk
+                return
+            ready = self._ready
+            ready.append(chunk)
+            nxt = seq + 1
+            pending = self._pending
+            while pending and nxt in pending:
+                ready.append(pending.pop(nxt))
+                nxt += 1
+            self._next = nxt
+        self._notify()
+
+    def lost(self, seq: int) -> None:
+        """Record that chunk ``seq`` will never arrive (its record could not be emitted)."""
+        self.put(seq, _LOST)
+
+    def drain(self) -> list[Chunk]:
+        """Return the chunks that are ready, in order."""
+        ready = self._ready
+        if not ready:
+            return []
+        with self._lock:
+            items = list(ready)
+            ready.clear()
+        return self._without_lost(items)
+
+    def drain_all(self) -> list[Chunk]:
+        """Return everything left, pending chunks after a gap included (the run is over)."""
+        with self._lock:
+            items = list(self._ready)
+            self._ready.clear()
+            if self._pending:
+                gap = min(self._pending) - self._next
+                logger.warning(
+                    "otelstream: run %s lost %d stream chunk(s) before sequence number %d",
+                    self.run_id,
+                    gap,
+                    min(self._pending),
+                )
+                self.lost_count += gap
+                items.extend(self._pending[k] for k in sorted(self._pending))
+                self._pending.clear()
+        return self._without_lost(items)
+
+    def _without_lost(self, items: list[Any]) -> list[Chunk]:
+        if any(item is _LOST for item in items):
+            kept = [item for item in items if item is not _LOST]
+            self.lost_count += len(items) - len(kept)
+            return kept
+        return items

@@ -1,0 +1,271 @@
+"""``CompiledStateGraph``: a validated graph's wiring, and its run/stream entry points.
+
+Compilation turns edges into trigger channels, the way LangGraph does, so scheduling is
+one rule: a node runs in a superstep when one of its trigger channels changed since it
+last ran. ``branch:to:<node>`` carries plain and conditional edges, ``join:a+b:c`` waits
+for every start of a join, and ``__pregel_tasks`` carries ``Send`` packets.
+
+The streaming entry points live in :mod:`otelstream.stream`, which wires the engine to
+the OpenTelemetry pipeline; this module only delegates to it, so the engine itself never
+imports OpenTelemetry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from otelstream.engine.channels import BaseChannel, EphemeralValue, NamedBarrierValue, Topic
+from otelstream.engine.graph import BranchSpec, NodeSpec
+from otelstream.engine.runtime import current_task_context
+from otelstream.engine.schema import SchemaField, coerce_to_schema
+from otelstream.engine.types import END, START
+
+if TYPE_CHECKING:
+    from otelstream.engine.graph import StateGraph
+
+__all__ = ["TASKS", "CompiledStateGraph", "StreamDriver", "Topology", "set_stream_driver"]
+
+TASKS = "__pregel_tasks"
+PULL = "__pregel_pull"
+PUSH = "__pregel_push"
+
+
+def branch_channel(node: str) -> str:
+    """Return the name of the channel that triggers ``node``."""
+    return f"branch:to:{node}"
+
+
+@dataclasses.dataclass(slots=True)
+class Topology:
+    """Everything the loop needs to run a graph, derived once at compile time."""
+
+    name: str
+    fields: dict[str, SchemaField]
+    state_schema: Any
+    input_keys: list[str]
+    output_keys: list[str]
+    nodes: dict[str, NodeSpec]
+    triggers: dict[str, tuple[str, ...]]
+    edges: dict[str, list[str]]
+    joins: dict[str, list[str]]
+    join_names: dict[str, frozenset[str]]
+    branches: dict[str, dict[str, BranchSpec]]
+
+    def new_channels(self) -> dict[str, BaseChannel]:
+        """Return a fresh set of empty channels for one run."""
+        channels: dict[str, BaseChannel] = {
+            key: field.make_channel() for key, field in self.fields.items()
+        }
+        channels[START] = EphemeralValue(START)
+        channels[TASKS] = Topic(TASKS)
+        for node in self.nodes:
+            channels[branch_channel(node)] = EphemeralValue(branch_channel(node))
+        for channel, names in self.join_names.items():
+            channels[channel] = NamedBarrierValue(channel, set(names))
+        return channels
+
+    def read_state(self, channels: dict[str, BaseChannel], schema: Any = None) -> Any:
+        """Read the state as a node with ``schema`` as input receives it."""
+        schema = schema or self.state_schema
+        keys = self.fields if schema is self.state_schema else _schema_keys(schema)
+        values = {k: channels[k].get() for k in keys if k in channels and channels[k].is_available()}
+        return coerce_to_schema(schema, values)
+
+    def read_values(self, channels: dict[str, BaseChannel], keys: Sequence[str]) -> dict[str, Any]:
+        """Return the available channels among ``keys`` as a dict, in ``keys`` order."""
+        return {k: channels[k].get() for k in keys if channels[k].is_available()}
+
+
+def _schema_keys(schema: Any) -> list[str]:
+    from otelstream.engine.schema import schema_fields
+
+    return [f.key for f in schema_fields(schema)]
+
+
+def build_topology(graph: StateGraph[Any], name: str) -> Topology:
+    """Derive trigger channels and writers from the builder's edges."""
+    triggers: dict[str, list[str]] = {node: [branch_channel(node)] for node in graph.nodes}
+    triggers[START] = [START]
+    edges: dict[str, list[str]] = {}
+    for start, end in sorted(graph.edges):
+        if end != END:
+            edges.setdefault(start, []).append(end)
+    joins: dict[str, list[str]] = {}
+    join_names: dict[str, frozenset[str]] = {}
+    for starts, end in sorted(graph.waiting_edges):
+        if end == END:
+            continue
+        channel = f"join:{'+'.join(starts)}:{end}"
+        join_names[channel] = frozenset(starts)
+        triggers[end].append(channel)
+        for start in starts:
+            joins.setdefault(start, []).append(channel)
+    return Topology(
+        name=name,
+        fields=dict(graph.fields),
+        state_schema=graph.state_schema,
+        input_keys=list(graph.input_keys),
+        output_keys=list(graph.output_keys),
+        nodes=dict(graph.nodes),
+        triggers={node: tuple(sorted(chans)) for node, chans in triggers.items()},
+        edges=edges,
+        joins=joins,
+        join_names=join_names,
+        branches={k: dict(v) for k, v in graph.branches.items()},
+    )
+
+
+class StreamDriver(Protocol):
+    """Runs a compiled graph and streams it; provided by :mod:`otelstream.stream`."""
+
+    def stream(self, graph: CompiledStateGraph, input: Any, config: Any, **kwargs: Any) -> Iterator[Any]:
+        """Run synchronously, yielding chunks."""
+        ...
+
+    def astream(
+        self, graph: CompiledStateGraph, input: Any, config: Any, **kwargs: Any
+    ) -> AsyncIterator[Any]:
+        """Run asynchronously, yielding chunks."""
+        ...
+
+    def invoke_nested(self, graph: CompiledStateGraph, input: Any, config: Any) -> Any:
+        """Run as a subgraph of the task the caller runs in; return the output values."""
+        ...
+
+    async def ainvoke_nested(self, graph: CompiledStateGraph, input: Any, config: Any) -> Any:
+        """Async version of ``invoke_nested``."""
+        ...
+
+
+_DRIVER: list[StreamDriver] = []
+
+
+def set_stream_driver(driver: StreamDriver) -> None:
+    """Install the driver that runs graphs (done once, by ``import otelstream``)."""
+    _DRIVER[:] = [driver]
+
+
+def _driver() -> StreamDriver:
+    if not _DRIVER:
+        import otelstream.stream  # noqa: F401 - installs the driver on import
+
+    return _DRIVER[0]
+
+
+class CompiledStateGraph:
+    """A compiled graph: run it with ``invoke``/``ainvoke``, stream it with ``stream``/``astream``.
+
+    The parameters and chunk shapes are LangGraph's (see ``docs/telemetry.md`` for what
+    every chunk looks like in OpenTelemetry).
+    """
+
+    stream_mode = "updates"
+
+    def __init__(self, builder: StateGraph[Any], *, name: str) -> None:
+        """Compile ``builder`` (use ``StateGraph.compile()`` rather than this)."""
+        self.builder = builder
+        self.name = name
+        self.topology = build_topology(builder, name)
+
+    def __repr__(self) -> str:
+        return f"<CompiledStateGraph {self.name!r} nodes={list(self.topology.nodes)}>"
+
+    def stream(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: Any = None,
+        subgraphs: bool = False,
+        version: str = "v1",
+        **kwargs: Any,
+    ) -> Iterator[Any]:
+        """Run the graph, yielding chunks as LangGraph's ``stream()`` does.
+
+        Args:
+            input: The input state (a dict, or a ``Command``).
+            config: ``configurable``, ``tags``, ``metadata``, ``recursion_limit``, ...
+            stream_mode: A mode, or a list of modes (chunks become ``(mode, chunk)``).
+            subgraphs: Stream subgraphs too (chunks gain a namespace).
+            version: ``"v2"`` yields typed dict parts instead of tuples.
+            **kwargs: Accepted for LangGraph compatibility: ``output_keys``,
+                ``interrupt_before``, ``interrupt_after``, ``debug``.
+
+        Returns:
+            An iterator of chunks; closing it early ends the run after the current step.
+        """
+        return _driver().stream(
+            self, input, config, stream_mode=stream_mode, subgraphs=subgraphs, version=version, **kwargs
+        )
+
+    def astream(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: Any = None,
+        subgraphs: bool = False,
+        version: str = "v1",
+        **kwargs: Any,
+    ) -> AsyncIterator[Any]:
+        """Async version of :meth:`stream`: nodes may be ``async def``."""
+        return _driver().astream(
+            self, input, config, stream_mode=stream_mode, subgraphs=subgraphs, version=version, **kwargs
+        )
+
+    def invoke(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: Any = "values",
+        **kwargs: Any,
+    ) -> Any:
+        """Run the graph to the end and return its output.
+
+        With ``stream_mode="values"`` (the default) this is the final state restricted to the
+        output schema; with another mode, the list of chunks, as in LangGraph.
+        """
+        if stream_mode == "values":
+            if current_task_context() is not None:
+                return _driver().invoke_nested(self, input, config)
+            last: Any = None
+            for chunk in self.stream(input, config, stream_mode=["values"], **kwargs):
+                last = chunk[1]
+            return _output(self, last)
+        return list(self.stream(input, config, stream_mode=stream_mode, **kwargs))
+
+    async def ainvoke(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: Any = "values",
+        **kwargs: Any,
+    ) -> Any:
+        """Async version of :meth:`invoke`."""
+        if stream_mode == "values":
+            if current_task_context() is not None:
+                return await _driver().ainvoke_nested(self, input, config)
+            last: Any = None
+            async for chunk in self.astream(input, config, stream_mode=["values"], **kwargs):
+                last = chunk[1]
+            return _output(self, last)
+        return [c async for c in self.astream(input, config, stream_mode=stream_mode, **kwargs)]
+
+    def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any) -> CompiledStateGraph:
+        """Return a copy that merges ``config`` into every call's config."""
+        bound = object.__new__(type(self))
+        bound.__dict__.update(self.__dict__)
+        bound._bound_config = {**getattr(self, "_bound_config", {}), **(config or {}), **kwargs}
+        return bound
+
+
+def _output(graph: CompiledStateGraph, values: Any) -> Any:
+    if not isinstance(values, dict):
+        return values
+    topology = graph.topology
+    out = {k: values[k] for k in topology.output_keys if k in values}
+    return out

@@ -1,0 +1,120 @@
+"""What the engine produces while it runs, and the interface it hands that to.
+
+The engine never talks to an iterator: it reports each stream event, task and run to a
+:class:`RunObserver`. otelstream's telemetry layer implements the observer by turning every
+event into an OpenTelemetry record; ``stream()`` is fed from those records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from otelstream.engine.types import StreamMode
+
+if TYPE_CHECKING:
+    from otelstream.engine.graph import NodeSpec
+
+__all__ = ["Outcome", "RunInfo", "RunObserver", "StreamEvent", "Task"]
+
+Outcome = Literal["completed", "abandoned", "cancelled", "failed", "interrupted"]
+"""How a run ended: as the telemetry's ``otelstream.outcome`` attribute reports it."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class StreamEvent:
+    """One chunk of one stream mode, before it is formatted for the consumer.
+
+    Attributes:
+        namespace: The graph the chunk comes from: ``()`` for the root, else
+            ``("child:<task id>", ...)``.
+        mode: The stream mode.
+        payload: The chunk itself, exactly as LangGraph yields it for that mode.
+        node: The node that produced it, when one did (``None`` for run-level chunks).
+    """
+
+    namespace: tuple[str, ...]
+    mode: StreamMode
+    payload: Any
+    node: str | None = None
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class Task:
+    """One node execution within one superstep."""
+
+    id: str
+    name: str
+    path: tuple[Any, ...]
+    input: Any
+    triggers: tuple[str, ...]
+    node: NodeSpec
+    step: int
+    namespace: tuple[str, ...]
+    graph_name: str
+    config: dict[str, Any]
+    writes: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+    error: BaseException | None = None
+    # what the observer attaches to the task (its span); opaque to the engine
+    handle: Any = None
+
+    @property
+    def checkpoint_ns(self) -> str:
+        """The task's namespace as LangGraph spells it: ``parent|name:id``."""
+        return "|".join(self.namespace)
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class RunInfo:
+    """One execution of a graph (the root run or a subgraph run inside a task)."""
+
+    run_id: str
+    graph_name: str
+    namespace: tuple[str, ...]
+    parent_task: Task | None
+    config: dict[str, Any]
+    handle: Any = None
+
+
+class RunObserver(Protocol):
+    """Receives everything a run does. Implemented by otelstream's telemetry layer.
+
+    Every method is called on the thread doing the work (the consumer's thread for run and
+    superstep events, a worker thread or the event loop for task events). Implementations
+    must not raise: a failure to record telemetry must never break the run.
+    """
+
+    def wants(self, namespace: tuple[str, ...], mode: StreamMode) -> bool:
+        """Return whether anyone consumes ``mode`` chunks of the graph at ``namespace``."""
+        ...
+
+    def emit(self, event: StreamEvent, run: RunInfo, task: Task | None) -> None:
+        """Deliver one chunk; ``task`` is the task that produced it, if any."""
+        ...
+
+    def run_started(self, run: RunInfo) -> None:
+        """A run (root or subgraph) started."""
+        ...
+
+    def run_ended(self, run: RunInfo, outcome: Outcome, error: BaseException | None) -> None:
+        """A run ended with ``outcome``."""
+        ...
+
+    def task_scope(self, task: Task, run: RunInfo) -> AbstractContextManager[None]:
+        """Enter around the node's code: makes the task's span current while it runs."""
+        ...
+
+    def task_ended(self, task: Task, error: BaseException | None) -> None:
+        """The task finished, with ``error`` if it raised."""
+        ...
+
+    def writer_for(self, run: RunInfo, task: Task) -> Callable[[Any], None]:
+        """Return the ``custom`` stream writer for code running in ``task``."""
+        ...
+
+
+def iter_none() -> Iterator[None]:
+    """Return an empty iterator (for observers that have nothing to drain)."""
+    return iter(())

@@ -1,0 +1,481 @@
+"""The superstep loop: plan (``tick``), run (``execute``), apply (``after_tick``).
+
+One :class:`RunLoop` runs one graph execution. The caller drives it::
+
+    loop.start()                       # input phase: one "values" chunk with the input
+    while loop.tick():                 # plan the next superstep's tasks
+        for task in loop.tasks:
+            loop.execute(task)         # any thread, any order, in parallel
+        loop.after_tick()              # apply writes in a deterministic order
+
+Chunks leave only through the observer, at the moments LangGraph emits them: task starts
+when a step is planned, each task's update as it finishes (completion order), one values
+chunk after the step when state changed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+from typing import Any
+
+from otelstream.engine.channels import BaseChannel
+from otelstream.engine.compiled import PULL, PUSH, TASKS, CompiledStateGraph, branch_channel
+from otelstream.engine.events import RunInfo, RunObserver, StreamEvent, Task
+from otelstream.engine.graph import BranchSpec
+from otelstream.engine.schema import updates_from_object
+from otelstream.engine.types import END, START, Command, Send, StreamMode
+from otelstream.errors import ErrorCode, GraphRecursionError, InvalidUpdateError
+
+__all__ = ["DEFAULT_RECURSION_LIMIT", "RunLoop"]
+
+DEFAULT_RECURSION_LIMIT = 25
+
+# user metadata keys LangGraph copies from configurable into a task's metadata
+_CONFIGURABLE_METADATA = (
+    "thread_id",
+    "checkpoint_id",
+    "checkpoint_ns",
+    "task_id",
+    "run_id",
+    "assistant_id",
+    "graph_id",
+)
+
+
+def _sort_key(task: Task) -> tuple[Any, ...]:
+    # pull tasks by node name, then push tasks by Send order: independent of completion order
+    return (0, task.name, 0) if task.path[0] == PULL else (1, "", task.path[1])
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat()
+
+
+class RunLoop:
+    """Runs one graph execution superstep by superstep; see the module docstring."""
+
+    def __init__(
+        self,
+        graph: CompiledStateGraph,
+        run: RunInfo,
+        observer: RunObserver,
+        *,
+        recursion_limit: int = DEFAULT_RECURSION_LIMIT,
+    ) -> None:
+        """Prepare a run of ``graph`` reporting to ``observer``."""
+        self.graph = graph
+        self.topology = graph.topology
+        self.run = run
+        self.observer = observer
+        self.recursion_limit = recursion_limit
+        self.channels: dict[str, BaseChannel] = self.topology.new_channels()
+        self.versions: dict[str, int] = {}
+        self.seen: dict[str, dict[str, int]] = {}
+        self.version = 0
+        self.step = 0
+        self.tasks: list[Task] = []
+        self.namespace = run.namespace
+        self._state_keys = list(self.topology.fields)
+
+    # --- emitting -------------------------------------------------------------------------
+
+    def wants(self, mode: StreamMode) -> bool:
+        """Return whether anyone consumes ``mode`` chunks of this run."""
+        return self.observer.wants(self.namespace, mode)
+
+    def _emit(self, mode: StreamMode, payload: Any, task: Task | None = None) -> None:
+        node = task.name if task is not None else None
+        self.observer.emit(StreamEvent(self.namespace, mode, payload, node), self.run, task)
+
+    def _emit_task_event(self, payload: dict[str, Any], task: Task, *, result: bool) -> None:
+        if self.wants("tasks"):
+            self._emit("tasks", payload, task)
+        if self.wants("debug"):
+            kind = "task_result" if result else "task"
+            self._emit(
+                "debug",
+                {"step": self.step, "timestamp": _now(), "type": kind, "payload": payload},
+                task,
+            )
+
+    def _emit_values(self) -> None:
+        if self.wants("values"):
+            self._emit("values", self.topology.read_values(self.channels, self._state_keys))
+
+    # --- input ----------------------------------------------------------------------------
+
+    def start(self, input: Any) -> None:
+        """Apply the input (the ``__start__`` step) and emit the first values chunk.
+
+        Raises:
+            EmptyInputError: ``input`` is None (resuming needs a checkpointer).
+            InvalidUpdateError: ``input`` is not a mapping of state keys.
+        """
+        from otelstream.errors import EmptyInputError
+
+        if input is None:
+            raise EmptyInputError("Received no input for __start__")
+        if isinstance(input, Command):
+            writes, gotos = self._command_writes(input, START)
+        else:
+            items = _input_items(input)
+            if items is None:
+                raise InvalidUpdateError(
+                    f"Expected dict, got {input!r}: a graph's input must be a mapping of "
+                    "state keys to values",
+                    code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+                )
+            input_keys = set(self.topology.input_keys)
+            writes = [(k, v) for k, v in items if k in input_keys]
+            gotos = []
+        start_task = Task(
+            id=str(uuid.uuid4()),
+            name=START,
+            path=(PULL, START),
+            input=input,
+            triggers=(START,),
+            node=None,  # type: ignore[arg-type] - the input task runs no node code
+            step=0,
+            namespace=self.namespace,
+            graph_name=self.topology.name,
+            config=self.run.config,
+        )
+        start_task.writes = writes + self._edge_writes(START, writes, gotos)
+        self._apply([start_task])
+
+    # --- plan -----------------------------------------------------------------------------
+
+    def tick(self) -> bool:
+        """Plan the next superstep; return False when the run is over.
+
+        Raises:
+            GraphRecursionError: ``recursion_limit`` supersteps have already run.
+        """
+        self.step += 1
+        if self.step > self.recursion_limit:
+            raise GraphRecursionError(
+                f"Recursion limit of {self.recursion_limit} reached without hitting a stop "
+                "condition. You can increase the limit by setting the `recursion_limit` "
+                "config key."
+            )
+        tasks: list[Task] = []
+        sends = self.channels[TASKS]
+        if sends.is_available():
+            for index, packet in enumerate(sends.get()):
+                tasks.append(self._new_task(packet.node, (PUSH, index), packet.arg, ("__pregel_push",)))
+        for name in sorted(self.topology.nodes):
+            if self._triggered(name):
+                node = self.topology.nodes[name]
+                state = self.topology.read_state(self.channels, node.input_schema)
+                tasks.append(
+                    self._new_task(name, (PULL, name), state, self.topology.triggers[name])
+                )
+        self.tasks = tasks
+        for task in tasks:
+            payload: dict[str, Any] = {
+                "id": task.id,
+                "name": task.name,
+                "input": task.input,
+                "triggers": task.triggers,
+            }
+            metadata = self._task_metadata(task)
+            if metadata:
+                payload["metadata"] = metadata
+            self._emit_task_event(payload, task, result=False)
+        return bool(tasks)
+
+    def _triggered(self, name: str) -> bool:
+        seen = self.seen.get(name, {})
+        for chan in self.topology.triggers[name]:
+            if self.channels[chan].is_available() and self.versions.get(chan, 0) > seen.get(chan, 0):
+                return True
+        return False
+
+    def _new_task(self, name: str, path: tuple[Any, ...], input: Any, triggers: tuple[str, ...]) -> Task:
+        task_id = str(uuid.uuid4())
+        namespace = (*self.namespace, f"{name}:{task_id}")
+        run_config = self.run.config
+        metadata = {
+            **run_config.get("metadata", {}),
+            "langgraph_step": self.step,
+            "langgraph_node": name,
+            "langgraph_triggers": triggers,
+            "langgraph_path": path,
+            "langgraph_checkpoint_ns": "|".join(namespace),
+        }
+        config = {
+            **run_config,
+            "metadata": metadata,
+            "tags": list(run_config.get("tags", [])),
+            "configurable": dict(run_config.get("configurable", {})),
+        }
+        return Task(
+            id=task_id,
+            name=name,
+            path=path,
+            input=input,
+            triggers=triggers,
+            node=self.topology.nodes[name],
+            step=self.step,
+            namespace=namespace,
+            graph_name=self.topology.name,
+            config=config,
+        )
+
+    def _task_metadata(self, task: Task) -> dict[str, Any]:
+        config = self.run.config
+        metadata: dict[str, Any] = dict(config.get("metadata", {}))
+        configurable = config.get("configurable", {})
+        for key in _CONFIGURABLE_METADATA:
+            if key in configurable:
+                metadata.setdefault(key, configurable[key])
+        if task.node.metadata:
+            metadata.update(task.node.metadata)
+        if config.get("tags"):
+            metadata["tags"] = list(config["tags"])
+        return metadata
+
+    # --- run ------------------------------------------------------------------------------
+
+    def finish_task(self, task: Task, result: Any) -> None:
+        """Record what ``task``'s node returned: its writes, its update and task result.
+
+        Called on the thread that ran the node, as soon as it returned.
+        """
+        try:
+            writes, gotos = self._result_writes(task, result)
+            writes = writes + self._edge_writes(task.name, writes, gotos)
+        except Exception as exc:
+            self.fail_task(task, exc)
+            return
+        task.writes = writes
+        state_writes = [(k, v) for k, v in writes if k in self.topology.fields]
+        if self.wants("updates"):
+            self._emit("updates", {task.name: _update_value(state_writes)}, task)
+        if self.wants("tasks") or self.wants("debug"):
+            payload = {
+                "id": task.id,
+                "name": task.name,
+                "error": None,
+                "result": _result_value(state_writes),
+                "interrupts": [],
+            }
+            self._emit_task_event(payload, task, result=True)
+        self.observer.task_ended(task, None)
+
+    def fail_task(self, task: Task, error: BaseException) -> None:
+        """Record that ``task`` raised ``error`` (after its retries)."""
+        task.error = error
+        if isinstance(error, Exception):
+            add_task_note(error, task)
+        if self.wants("tasks") or self.wants("debug"):
+            payload = {
+                "id": task.id,
+                "name": task.name,
+                "error": error,
+                "result": {},
+                "interrupts": [],
+            }
+            self._emit_task_event(payload, task, result=True)
+        self.observer.task_ended(task, error)
+
+    def _result_writes(self, task: Task, result: Any) -> tuple[list[tuple[str, Any]], list[Send | str]]:
+        fields = self.topology.fields
+        if result is None:
+            return [], []
+        if isinstance(result, dict):
+            return [(k, v) for k, v in result.items() if k in fields], []
+        if isinstance(result, Command):
+            return self._command_writes(result, task.name)
+        if isinstance(result, (list, tuple)) and result and any(isinstance(r, Command) for r in result):
+            writes: list[tuple[str, Any]] = []
+            gotos: list[Send | str] = []
+            for item in result:
+                if isinstance(item, Command):
+                    w, g = self._command_writes(item, task.name)
+                    writes.extend(w)
+                    gotos.extend(g)
+                elif isinstance(item, dict):
+                    writes.extend((k, v) for k, v in item.items() if k in fields)
+            return writes, gotos
+        items = updates_from_object(result)
+        if items is not None:
+            return [(k, v) for k, v in items if k in fields], []
+        raise InvalidUpdateError(
+            f"Node '{task.name}' returned {type(result).__name__} {result!r}: expected a dict of "
+            "state updates, a Command, or None",
+            code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+        )
+
+    def _command_writes(self, command: Command, source: str) -> tuple[list[tuple[str, Any]], list[Send | str]]:
+        fields = self.topology.fields
+        if command.graph == Command.PARENT:
+            raise InvalidUpdateError(
+                f"Node '{source}' returned Command(graph=Command.PARENT), which otelstream does "
+                "not support yet",
+                code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+            )
+        writes = [(k, v) for k, v in command.update_items() if k in fields]
+        return writes, command.goto_targets()
+
+    def _edge_writes(
+        self, source: str, writes: list[tuple[str, Any]], gotos: list[Send | str]
+    ) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for target in gotos:
+            out.extend(self._destination_write(source, target))
+        for end in self.topology.edges.get(source, ()):
+            out.append((branch_channel(end), None))
+        for channel in self.topology.joins.get(source, ()):
+            out.append((channel, source))
+        branches = self.topology.branches.get(source)
+        if branches:
+            state = self._local_state(writes)
+            for branch in branches.values():
+                for destination in _branch_destinations(branch, state, source):
+                    out.extend(self._destination_write(source, destination))
+        return out
+
+    def _destination_write(self, source: str, target: Send | str) -> list[tuple[str, Any]]:
+        if isinstance(target, Send):
+            if target.node == END:
+                raise InvalidUpdateError(
+                    f"Cannot send a packet to the END node (from '{source}')", code=ErrorCode.INVALID_SEND
+                )
+            if target.node not in self.topology.nodes:
+                raise InvalidUpdateError(
+                    f"Send from '{source}' targets unknown node '{target.node}'",
+                    code=ErrorCode.INVALID_SEND,
+                )
+            return [(TASKS, target)]
+        if not isinstance(target, str):
+            raise InvalidUpdateError(
+                f"Node '{source}' chose {target!r} as next node: expected a node name or Send",
+                code=ErrorCode.INVALID_SEND,
+            )
+        if target == END:
+            return []
+        if target not in self.topology.nodes:
+            raise InvalidUpdateError(
+                f"Node '{source}' routed to unknown node '{target}'", code=ErrorCode.INVALID_SEND
+            )
+        return [(branch_channel(target), None)]
+
+    def _local_state(self, writes: list[tuple[str, Any]]) -> Any:
+        # a branch sees the state with its own node's writes applied, not its siblings'
+        by_key: dict[str, list[Any]] = {}
+        for key, value in writes:
+            by_key.setdefault(key, []).append(value)
+        channels = dict(self.channels)
+        for key, values in by_key.items():
+            channel = self.channels[key].copy()
+            channel.update(values)
+            channels[key] = channel
+        return self.topology.read_state(channels)
+
+    # --- apply ----------------------------------------------------------------------------
+
+    def after_tick(self) -> None:
+        """Apply the step's writes and emit a values chunk if the state changed.
+
+        Raises:
+            BaseException: the first task error, in completion order, or an
+                ``InvalidUpdateError`` for conflicting writes.
+        """
+        self._apply(self.tasks)
+
+    def _apply(self, tasks: list[Task]) -> None:
+        tasks = sorted(tasks, key=_sort_key)
+        for task in tasks:
+            seen = self.seen.setdefault(task.name, {})
+            for chan in task.triggers:
+                if chan in self.versions:
+                    seen[chan] = self.versions[chan]
+        self.version += 1
+        version = self.version
+        for chan in {c for t in tasks for c in t.triggers}:
+            if chan in self.channels and self.channels[chan].consume():
+                self.versions[chan] = version
+        grouped: dict[str, list[Any]] = {}
+        for task in tasks:
+            for chan, value in task.writes:
+                grouped.setdefault(chan, []).append(value)
+        updated: set[str] = set()
+        for chan, values in grouped.items():
+            if self.channels[chan].update(values):
+                self.versions[chan] = version
+                updated.add(chan)
+        for chan, channel in self.channels.items():
+            if chan not in updated and channel.is_available() and channel.update(()):
+                self.versions[chan] = version
+        if any(key in updated for key in self._state_keys):
+            self._emit_values()
+
+
+def _input_items(input: Any) -> list[tuple[str, Any]] | None:
+    if isinstance(input, dict):
+        return list(input.items())
+    return updates_from_object(input)
+
+
+def _update_value(writes: list[tuple[str, Any]]) -> Any:
+    if not writes:
+        return None
+    keys = [k for k, _ in writes]
+    if len(set(keys)) != len(keys):
+        return [{k: v} for k, v in writes]
+    return dict(writes)
+
+
+def _result_value(writes: list[tuple[str, Any]]) -> dict[str, Any]:
+    grouped: dict[str, list[Any]] = {}
+    for key, value in writes:
+        grouped.setdefault(key, []).append(value)
+    return {k: v[0] if len(v) == 1 else {"$writes": v} for k, v in grouped.items()}
+
+
+def _branch_destinations(branch: BranchSpec, state: Any, source: str) -> list[Send | str]:
+    path: Callable[..., Any] = branch.path
+    if branch.is_async:
+        raise TypeError(
+            f"The conditional edge after '{source}' is async; run the graph with astream()"
+        )
+    result = path(state)
+    return _map_branch_result(branch, result, source)
+
+
+def _map_branch_result(branch: BranchSpec, result: Any, source: str) -> list[Send | str]:
+    results = list(result) if isinstance(result, (list, tuple)) else [result]
+    destinations: list[Send | str] = []
+    for item in results:
+        if isinstance(item, Send):
+            destinations.append(item)
+            continue
+        if branch.ends is not None:
+            try:
+                destinations.append(branch.ends[item])
+            except (KeyError, TypeError):
+                raise InvalidUpdateError(
+                    f"The conditional edge after '{source}' returned {item!r}, which is not a key "
+                    f"of its path_map {sorted(map(str, branch.ends))}",
+                    code=ErrorCode.INVALID_SEND,
+                ) from None
+        elif item is None:
+            raise InvalidUpdateError(
+                f"The conditional edge after '{source}' did not return a valid destination",
+                code=ErrorCode.INVALID_SEND,
+            )
+        else:
+            destinations.append(item)
+    return destinations
+
+
+def add_task_note(error: BaseException, task: Task) -> None:
+    """Note on ``error`` which task raised it, as LangGraph does (one note per level)."""
+    note = f"During task with name '{task.name}' and id '{task.id}'"
+    notes = getattr(error, "__notes__", None)
+    if notes is None or note not in notes:
+        error.add_note(note)
+

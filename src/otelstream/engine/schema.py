@@ -1,0 +1,131 @@
+"""Reading a state schema (TypedDict, dataclass or pydantic model) into channels."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from collections.abc import Callable
+from typing import Any, get_type_hints
+
+from otelstream.engine.channels import BaseChannel, BinaryOperatorAggregate, LastValue
+from otelstream.errors import ErrorCode, InvalidGraphError
+
+__all__ = ["SchemaField", "coerce_to_schema", "is_model_schema", "schema_fields"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SchemaField:
+    """One state key: its type and the reducer that combines writes, if any."""
+
+    key: str
+    typ: Any
+    reducer: Callable[[Any, Any], Any] | None
+
+    def make_channel(self) -> BaseChannel:
+        """Build an empty channel for this key."""
+        if self.reducer is None:
+            return LastValue(self.key)
+        return BinaryOperatorAggregate(self.key, self.typ, self.reducer)
+
+
+def _is_pydantic_model(schema: Any) -> bool:
+    return isinstance(schema, type) and hasattr(schema, "model_fields")
+
+
+def is_model_schema(schema: Any) -> bool:
+    """Return whether nodes receive ``schema`` instances rather than dicts."""
+    return dataclasses.is_dataclass(schema) or _is_pydantic_model(schema)
+
+
+def _check_reducer(key: str, reducer: Any) -> Callable[[Any, Any], Any]:
+    try:
+        signature = inspect.signature(reducer)
+    except (TypeError, ValueError):
+        # builtins such as operator.add have a signature; anything without one is
+        # accepted as LangGraph does and fails when called.
+        return typing.cast(Callable[[Any, Any], Any], reducer)
+    positional = [
+        p
+        for p in signature.parameters.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
+    ]
+    variadic = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
+    if len(positional) != 2 and not (variadic and len(positional) < 2):
+        raise InvalidGraphError(
+            f"Invalid reducer for state key '{key}': expected a function (a, b) -> c "
+            f"taking two positional arguments, got {getattr(reducer, '__name__', reducer)!r}"
+            f"{signature}",
+            code=ErrorCode.INVALID_REDUCER,
+        )
+    return typing.cast(Callable[[Any, Any], Any], reducer)
+
+
+def _field_from_hint(key: str, hint: Any) -> SchemaField:
+    if typing.get_origin(hint) is typing.Annotated:
+        base, *extras = typing.get_args(hint)
+        # the last callable metadata item is the reducer, as in LangGraph
+        for extra in reversed(extras):
+            if callable(extra) and not isinstance(extra, type):
+                return SchemaField(key, base, _check_reducer(key, extra))
+        return SchemaField(key, base, None)
+    return SchemaField(key, hint, None)
+
+
+def schema_fields(schema: Any) -> list[SchemaField]:
+    """Return the state keys of ``schema``, in declaration order.
+
+    Raises:
+        InvalidGraphError: ``schema`` is not a TypedDict, dataclass or pydantic model, or a
+            reducer has the wrong signature.
+    """
+    if not isinstance(schema, type):
+        raise InvalidGraphError(
+            f"Invalid state schema {schema!r}: expected a TypedDict, dataclass or pydantic "
+            "model class",
+            code=ErrorCode.INVALID_STATE_SCHEMA,
+        )
+    try:
+        hints = get_type_hints(schema, include_extras=True)
+    except Exception as exc:
+        raise InvalidGraphError(
+            f"Cannot read the annotations of state schema {schema.__name__}: {exc}",
+            code=ErrorCode.INVALID_STATE_SCHEMA,
+        ) from exc
+    if _is_pydantic_model(schema):
+        keys = list(schema.model_fields)
+    elif dataclasses.is_dataclass(schema):
+        keys = [f.name for f in dataclasses.fields(schema)]
+    elif typing.is_typeddict(schema) or issubclass(schema, dict):
+        keys = list(hints)
+    else:
+        raise InvalidGraphError(
+            f"Invalid state schema {schema.__name__}: expected a TypedDict, dataclass or "
+            "pydantic model class",
+            code=ErrorCode.INVALID_STATE_SCHEMA,
+        )
+    if not keys:
+        raise InvalidGraphError(
+            f"State schema {schema.__name__} declares no keys",
+            code=ErrorCode.INVALID_STATE_SCHEMA,
+        )
+    return [_field_from_hint(key, hints.get(key, Any)) for key in keys]
+
+
+def coerce_to_schema(schema: Any, values: dict[str, Any]) -> Any:
+    """Build what a node receives: a dict for TypedDict state, else a schema instance."""
+    if _is_pydantic_model(schema):
+        return schema.model_validate(values)
+    if dataclasses.is_dataclass(schema) and isinstance(schema, type):
+        return schema(**values)
+    return values
+
+
+def updates_from_object(value: Any) -> list[tuple[str, Any]] | None:
+    """Return the fields a dataclass or pydantic instance sets, or None for other objects."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
+    fields_set = getattr(value, "model_fields_set", None)
+    if fields_set is not None and hasattr(type(value), "model_fields"):
+        return [(k, getattr(value, k)) for k in type(value).model_fields if k in fields_set]
+    return None

@@ -1,0 +1,178 @@
+"""The values users hand to the engine: ``Send``, ``Command``, ``RetryPolicy`` and the names.
+
+These mirror LangGraph's ``langgraph.types`` so graph code ports unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol
+
+__all__ = [
+    "END",
+    "START",
+    "Command",
+    "RetryPolicy",
+    "Send",
+    "StreamMode",
+    "StreamWriter",
+    "default_retry_on",
+]
+
+START: Literal["__start__"] = "__start__"
+"""The virtual node a graph's input enters through."""
+END: Literal["__end__"] = "__end__"
+"""The virtual node that ends a run when reached."""
+
+StreamMode = Literal["values", "updates", "custom", "messages", "debug", "tasks", "checkpoints"]
+"""How ``stream()`` emits: the names LangGraph uses."""
+
+STREAM_MODES: frozenset[str] = frozenset(
+    ("values", "updates", "custom", "messages", "debug", "tasks", "checkpoints")
+)
+
+
+class StreamWriter(Protocol):
+    """A callable that writes one ``custom`` chunk to the stream."""
+
+    def __call__(self, chunk: Any, /) -> None:
+        """Write ``chunk``; a silent no-op when the ``custom`` mode is not streamed."""
+
+
+class Send:
+    """A packet for a node: run ``node`` in the next superstep with ``arg`` as its input."""
+
+    __slots__ = ("arg", "node")
+
+    def __init__(self, /, node: str, arg: Any) -> None:
+        """Address ``arg`` to ``node``.
+
+        Args:
+            node: Name of the node to run.
+            arg: The input that node receives instead of the graph state.
+        """
+        self.node = node
+        self.arg = arg
+
+    def __hash__(self) -> int:
+        return hash((self.node, repr(self.arg)))
+
+    def __repr__(self) -> str:
+        return f"Send(node={self.node!r}, arg={self.arg!r})"
+
+    def __eq__(self, value: object) -> bool:
+        return isinstance(value, Send) and self.node == value.node and self.arg == value.arg
+
+
+@dataclasses.dataclass
+class Command:
+    """Update the state and choose the next nodes from inside a node.
+
+    Attributes:
+        graph: ``None`` for the current graph, ``Command.PARENT`` for the closest parent.
+        update: State update applied like a node's return value.
+        resume: Value to resume an interrupt with (checkpointers are not supported yet).
+        goto: A node name, a ``Send``, or a sequence of them, to run next.
+    """
+
+    graph: str | None = None
+    update: Any | None = None
+    resume: Any | None = None
+    goto: Send | Sequence[Send | str] | str = ()
+
+    PARENT: ClassVar[Literal["__parent__"]] = "__parent__"
+
+    def __repr__(self) -> str:
+        contents = ", ".join(
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name)
+        )
+        return f"Command({contents})"
+
+    def update_items(self) -> list[tuple[str, Any]]:
+        """Return ``update`` as ``(key, value)`` pairs, in order."""
+        update = self.update
+        if update is None:
+            return []
+        if isinstance(update, dict):
+            return list(update.items())
+        if isinstance(update, (list, tuple)) and all(
+            isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], str) for t in update
+        ):
+            return list(update)
+        if dataclasses.is_dataclass(update) and not isinstance(update, type):
+            return [(f.name, getattr(update, f.name)) for f in dataclasses.fields(update)]
+        fields_set = getattr(update, "model_fields_set", None)
+        if fields_set is not None:
+            return [(k, getattr(update, k)) for k in type(update).model_fields if k in fields_set]
+        return [("__root__", update)]
+
+    def goto_targets(self) -> list[Send | str]:
+        """Return ``goto`` as a list of node names and ``Send`` packets."""
+        goto = self.goto
+        if isinstance(goto, (str, Send)):
+            return [goto]
+        return list(goto)
+
+
+def default_retry_on(exc: Exception) -> bool:
+    """Retry on anything but programming errors, as LangGraph's default does.
+
+    ``ConnectionError`` is retried; ``ValueError``, ``TypeError``, ``LookupError`` and other
+    errors that another attempt cannot fix are not.
+    """
+    if isinstance(exc, ConnectionError):
+        return True
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if type(exc).__name__ in ("HTTPStatusError", "HTTPError") and isinstance(status, int):
+        return 500 <= status < 600
+    return not isinstance(
+        exc,
+        (
+            ValueError,
+            TypeError,
+            ArithmeticError,
+            ImportError,
+            LookupError,
+            NameError,
+            SyntaxError,
+            RuntimeError,
+            ReferenceError,
+            StopIteration,
+            StopAsyncIteration,
+            OSError,
+        ),
+    )
+
+
+class RetryPolicy(NamedTuple):
+    """How a node is retried when it raises.
+
+    Attributes:
+        initial_interval: Seconds before the first retry.
+        backoff_factor: Multiplier applied to the interval after each retry.
+        max_interval: Upper bound for the interval, in seconds.
+        max_attempts: Attempts in all, the first included.
+        jitter: Add up to one second of random jitter to each interval.
+        retry_on: Exception classes to retry, or a predicate on the exception.
+    """
+
+    initial_interval: float = 0.5
+    backoff_factor: float = 2.0
+    max_interval: float = 128.0
+    max_attempts: int = 3
+    jitter: bool = True
+    retry_on: type[Exception] | Sequence[type[Exception]] | Callable[[Exception], bool] = (
+        default_retry_on
+    )
+
+    def should_retry(self, exc: Exception) -> bool:
+        """Return whether ``exc`` is one this policy retries."""
+        retry_on = self.retry_on
+        if isinstance(retry_on, type) and issubclass(retry_on, BaseException):
+            return isinstance(exc, retry_on)
+        if isinstance(retry_on, Sequence):
+            return isinstance(exc, tuple(retry_on))
+        return bool(retry_on(exc))

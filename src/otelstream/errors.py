@@ -1,0 +1,77 @@
+"""Every public exception otelstream raises, with an :class:`ErrorCode` per kind of mistake.
+
+Errors in a graph definition are raised at ``add_*`` or ``compile()`` time and name the
+offending node, edge or state key. Errors while a graph runs mirror LangGraph's exception
+types (``GraphRecursionError``, ``InvalidUpdateError``) so code written against LangGraph
+catches them unchanged.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+__all__ = [
+    "EmptyInputError",
+    "ErrorCode",
+    "GraphRecursionError",
+    "InvalidGraphError",
+    "InvalidUpdateError",
+    "OtelstreamError",
+]
+
+
+class ErrorCode(str, Enum):
+    """Stable identifiers for the kinds of error, for programs that react to them."""
+
+    INVALID_GRAPH = "INVALID_GRAPH"
+    INVALID_NODE = "INVALID_NODE"
+    INVALID_EDGE = "INVALID_EDGE"
+    INVALID_STATE_SCHEMA = "INVALID_STATE_SCHEMA"
+    INVALID_REDUCER = "INVALID_REDUCER"
+    INVALID_STREAM_ARGUMENT = "INVALID_STREAM_ARGUMENT"
+    INVALID_CONCURRENT_GRAPH_UPDATE = "INVALID_CONCURRENT_GRAPH_UPDATE"
+    INVALID_GRAPH_NODE_RETURN_VALUE = "INVALID_GRAPH_NODE_RETURN_VALUE"
+    GRAPH_RECURSION_LIMIT = "GRAPH_RECURSION_LIMIT"
+    INVALID_SEND = "INVALID_SEND"
+
+
+class OtelstreamError(Exception):
+    """Base class of otelstream's own errors; ``code`` says which kind."""
+
+    code: ErrorCode = ErrorCode.INVALID_GRAPH
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None) -> None:
+        """Create the error.
+
+        Args:
+            message: What is wrong, naming the node, edge or key at fault.
+            code: The kind of error; defaults to the class's code.
+        """
+        super().__init__(message)
+        if code is not None:
+            self.code = code
+
+
+class InvalidGraphError(OtelstreamError, ValueError):
+    """The graph definition is invalid; raised by ``add_*`` or ``compile()``.
+
+    It subclasses ``ValueError`` because LangGraph raises ``ValueError`` for the same mistakes.
+    """
+
+
+class InvalidUpdateError(OtelstreamError):
+    """A node's update cannot be applied (e.g. two writes to a key without a reducer)."""
+
+    code = ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE
+
+
+class GraphRecursionError(OtelstreamError, RecursionError):
+    """The run reached ``recursion_limit`` supersteps without hitting a stop condition."""
+
+    code = ErrorCode.GRAPH_RECURSION_LIMIT
+
+
+class EmptyInputError(OtelstreamError):
+    """The graph was started with no input."""
+
+    code = ErrorCode.INVALID_STREAM_ARGUMENT

@@ -1,0 +1,289 @@
+"""``stream()`` / ``astream()``: run a graph and yield what otelstream's processors receive.
+
+The driver runs the superstep loop on the consumer's thread (nodes on worker threads when
+chunks must flow while they run) and, between steps and whenever it is woken, yields the
+chunks its run channel holds. It never yields anything the engine produced directly: the
+engine reports to the telemetry observer, which emits OpenTelemetry records, which
+otelstream's log record processor routes into the channel.
+
+Graphs invoked inside a node (a compiled graph added as a node, or ``child.invoke()`` in
+node code) run as subgraphs of the calling task: their chunks reach the root stream when
+it asked for ``subgraphs=True``, under the namespace ``"<node>:<task id>"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from opentelemetry import context as otel_context
+
+from otelstream._config import current_pipeline, router
+from otelstream.consumer.channel import RunChannel
+from otelstream.consumer.output import InvalidStreamArgumentError, make_formatter, normalize_modes
+from otelstream.engine.compiled import CompiledStateGraph, set_stream_driver
+from otelstream.engine.events import Outcome, RunInfo
+from otelstream.engine.loop import DEFAULT_RECURSION_LIMIT, RunLoop
+from otelstream.engine.runner import AsyncWaker, SyncStepRunner, ThreadWaker, arun_step
+from otelstream.engine.runtime import TaskContext, current_task_context
+from otelstream.engine.schema import coerce_to_schema, is_model_schema
+from otelstream.telemetry.emit import StreamTarget, TelemetryObserver
+
+__all__ = ["Driver"]
+
+# chunks that must reach the consumer while a node runs force nodes onto worker threads
+_LIVE_MODES = frozenset(("custom", "messages"))
+
+
+def _normalize_config(graph: CompiledStateGraph, config: dict[str, Any] | None) -> dict[str, Any]:
+    bound = getattr(graph, "_bound_config", None)
+    merged: dict[str, Any] = {**(bound or {}), **(config or {})}
+    if config is not None and not isinstance(config, dict):
+        raise InvalidStreamArgumentError(f"config must be a dict, got {type(config).__name__}")
+    limit = merged.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise InvalidStreamArgumentError(f"recursion_limit must be a positive int, got {limit!r}")
+    merged["recursion_limit"] = limit
+    merged["tags"] = list(merged.get("tags") or [])
+    merged["metadata"] = dict(merged.get("metadata") or {})
+    merged["configurable"] = dict(merged.get("configurable") or {})
+    return merged
+
+
+def _outcome_of(error: BaseException) -> Outcome:
+    if isinstance(error, GeneratorExit):
+        return "abandoned"
+    if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
+        return "cancelled"
+    return "failed"
+
+
+class _Run:
+    """Everything one ``stream()`` call sets up: target, channel, observer, loop."""
+
+    def __init__(
+        self,
+        graph: CompiledStateGraph,
+        config: dict[str, Any],
+        modes: list[str] | None,
+        subgraphs: bool,
+        notify: Any,
+    ) -> None:
+        parent = current_task_context()
+        self.parent = parent
+        run_id = str(uuid.uuid4())
+        if parent is None:
+            namespace: tuple[str, ...] = ()
+            observer = TelemetryObserver(current_pipeline(), [], otel_context.get_current())
+        else:
+            namespace = _child_namespace(parent)
+            observer = parent.observer.with_target(None)  # type: ignore[attr-defined]
+        self.channel: RunChannel | None = None
+        if modes is not None:
+            self.channel = RunChannel(run_id, notify)
+            target = StreamTarget(
+                run_id=run_id,
+                modes=frozenset(modes),
+                subgraphs=subgraphs,
+                depth=len(namespace),
+                on_lost=self.channel.lost,
+            )
+            observer = observer.with_target(target)
+            router().open(self.channel)
+        self.observer = observer
+        self.run = RunInfo(
+            run_id=run_id,
+            graph_name=graph.name,
+            namespace=namespace,
+            parent_task=parent.task if parent is not None else None,
+            config=config,
+        )
+        self.loop = RunLoop(graph, self.run, observer, recursion_limit=config["recursion_limit"])
+        self.live = bool(_LIVE_MODES.intersection(modes or ())) or subgraphs
+
+    def close(self, outcome: Outcome, error: BaseException | None) -> None:
+        self.observer.run_ended(self.run, outcome, error)
+        if self.channel is not None:
+            router().close(self.channel.run_id)
+
+
+def _child_namespace(parent: TaskContext) -> tuple[str, ...]:
+    # a second graph invoked by the same task gets a numbered segment, as in LangGraph
+    calls = parent.subgraph_calls
+    parent.subgraph_calls += 1
+    if calls == 0:
+        return parent.task.namespace
+    return (*parent.task.namespace, str(calls))
+
+
+class Driver:
+    """The :class:`~otelstream.engine.compiled.StreamDriver` installed on import."""
+
+    def stream(
+        self,
+        graph: CompiledStateGraph,
+        input: Any,
+        config: Any,
+        *,
+        stream_mode: Any = None,
+        subgraphs: bool = False,
+        version: str = "v1",
+        **_: Any,
+    ) -> Iterator[Any]:
+        """Validate the arguments now, then return the generator that runs the graph.
+
+        Raises:
+            InvalidStreamArgumentError: an unknown mode or version, or a malformed config.
+        """
+        parent = current_task_context()
+        default = "values" if parent is not None else graph.stream_mode
+        modes = normalize_modes(stream_mode, default)
+        formatter = make_formatter(stream_mode, subgraphs, version, _values_coercer(graph))
+        normalized = _normalize_config(graph, config)
+        return self._stream(graph, input, normalized, modes, bool(subgraphs), formatter)
+
+    def _stream(
+        self,
+        graph: CompiledStateGraph,
+        input: Any,
+        config: dict[str, Any],
+        modes: list[str],
+        subgraphs: bool,
+        formatter: Any,
+    ) -> Iterator[Any]:
+        waker = ThreadWaker()
+        state = _Run(graph, config, modes, subgraphs, waker.notify)
+        channel = state.channel
+        assert channel is not None
+        loop = state.loop
+        runner = SyncStepRunner()
+        state.observer.run_started(state.run)
+        outcome: Outcome = "completed"
+        error: BaseException | None = None
+        try:
+            try:
+                loop.start(input)
+                while loop.tick():
+                    for chunk in channel.drain():
+                        yield formatter(chunk)
+                    for _ in runner.run_step(loop, waker, live=state.live):
+                        for chunk in channel.drain():
+                            yield formatter(chunk)
+                    loop.after_tick()
+                    for chunk in channel.drain():
+                        yield formatter(chunk)
+            except GeneratorExit:
+                raise
+            except BaseException:
+                # LangGraph delivers everything produced before the error, then raises it
+                for chunk in channel.drain_all():
+                    yield formatter(chunk)
+                raise
+            for chunk in channel.drain_all():
+                yield formatter(chunk)
+        except BaseException as exc:
+            outcome, error = _outcome_of(exc), exc
+            raise
+        finally:
+            runner.close()
+            state.close(outcome, error)
+
+    async def astream(
+        self,
+        graph: CompiledStateGraph,
+        input: Any,
+        config: Any,
+        *,
+        stream_mode: Any = None,
+        subgraphs: bool = False,
+        version: str = "v1",
+        **_: Any,
+    ) -> AsyncIterator[Any]:
+        """Async version of :meth:`stream`."""
+        parent = current_task_context()
+        default = "values" if parent is not None else graph.stream_mode
+        modes = normalize_modes(stream_mode, default)
+        formatter = make_formatter(stream_mode, subgraphs, version, _values_coercer(graph))
+        normalized = _normalize_config(graph, config)
+        waker = AsyncWaker()
+        state = _Run(graph, normalized, modes, bool(subgraphs), waker.notify)
+        channel = state.channel
+        assert channel is not None
+        loop = state.loop
+        state.observer.run_started(state.run)
+        outcome: Outcome = "completed"
+        error: BaseException | None = None
+        try:
+            try:
+                loop.start(input)
+                while loop.tick():
+                    for chunk in channel.drain():
+                        yield formatter(chunk)
+                    async for _ in arun_step(loop, waker):
+                        for chunk in channel.drain():
+                            yield formatter(chunk)
+                    loop.after_tick()
+                    for chunk in channel.drain():
+                        yield formatter(chunk)
+            except (GeneratorExit, asyncio.CancelledError):
+                raise
+            except BaseException:
+                for chunk in channel.drain_all():
+                    yield formatter(chunk)
+                raise
+            for chunk in channel.drain_all():
+                yield formatter(chunk)
+        except BaseException as exc:
+            outcome, error = _outcome_of(exc), exc
+            raise
+        finally:
+            state.close(outcome, error)
+
+    def invoke_nested(self, graph: CompiledStateGraph, input: Any, config: Any) -> Any:
+        """Run ``graph`` as a subgraph of the current task and return its output values."""
+        state = _Run(graph, _normalize_config(graph, config), None, False, None)
+        loop = state.loop
+        runner = SyncStepRunner()
+        state.observer.run_started(state.run)
+        try:
+            loop.start(input)
+            while loop.tick():
+                for _ in runner.run_step(loop, None, live=False):
+                    pass
+                loop.after_tick()
+        except BaseException as exc:
+            state.close(_outcome_of(exc), exc)
+            raise
+        finally:
+            runner.close()
+        state.close("completed", None)
+        return loop.topology.read_values(loop.channels, loop.topology.output_keys)
+
+    async def ainvoke_nested(self, graph: CompiledStateGraph, input: Any, config: Any) -> Any:
+        """Async version of :meth:`invoke_nested`."""
+        state = _Run(graph, _normalize_config(graph, config), None, False, None)
+        loop = state.loop
+        state.observer.run_started(state.run)
+        try:
+            loop.start(input)
+            while loop.tick():
+                async for _ in arun_step(loop, None):
+                    pass
+                loop.after_tick()
+        except BaseException as exc:
+            state.close(_outcome_of(exc), exc)
+            raise
+        state.close("completed", None)
+        return loop.topology.read_values(loop.channels, loop.topology.output_keys)
+
+
+def _values_coercer(graph: CompiledStateGraph) -> Any:
+    schema = graph.builder.output_schema
+    if not is_model_schema(schema):
+        return None
+    return lambda data: coerce_to_schema(schema, data) if isinstance(data, dict) else data
+
+
+set_stream_driver(Driver())

@@ -1,0 +1,288 @@
+"""The payload encoding: JSON that decodes back to the same Python shape.
+
+Plain JSON values stay plain (``{"x": 1, "log": ["a"]}``), so payloads read naturally in
+Jaeger, Tempo or Loki. Anything JSON cannot tell apart is wrapped in a tagged object
+``{"$t": <tag>, ...}``:
+
+============  =================================================  ===========================
+tag           written for                                        decodes to
+============  =================================================  ===========================
+``tuple``     tuples (namespaces, triggers, interrupt tuples)    tuple
+``set``       set / frozenset                                    set / frozenset (``"frozen"``)
+``dict``      dicts with non-string keys, or a ``"$t"`` key      dict
+``bytes``     bytes (base64)                                     bytes
+``float``     NaN and infinities                                 float
+``datetime``  datetime / date / time / UUID / Decimal            the same type
+``exc``       exceptions (type, args, notes)                     the exception class if loaded
+``model``     pydantic models (LangChain messages included)      the model if its class is loaded
+``dataclass`` dataclass instances                                the dataclass if loaded
+``enum``      Enum members                                       the member if its class is loaded
+``send``      ``Send`` packets                                   ``Send``
+``repr``      anything else, cycles, nesting deeper than 100     :class:`Unencodable`
+============  =================================================  ===========================
+
+Decoding never imports a module: a class is looked up among modules the process has
+already loaded, and falls back to plain data (a dict of fields) otherwise, so an
+untrusted file cannot make ``replay`` run code.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime
+import decimal
+import enum
+import json
+import math
+import sys
+import uuid
+from typing import Any
+
+from otelstream.engine.types import Send
+
+__all__ = ["MAX_DEPTH", "DecodeError", "ReplayedException", "Unencodable", "decode", "encode"]
+
+MAX_DEPTH = 100
+_TAG = "$t"
+
+
+class DecodeError(ValueError):
+    """A payload is not valid otelstream JSON; the message says where."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Unencodable:
+    """Stands for a value JSON could not carry: its type name and ``repr``."""
+
+    type: str
+    repr: str
+
+
+class ReplayedException(Exception):
+    """An exception decoded in a process where its class is not loaded."""
+
+    def __init__(self, type_name: str, *args: Any) -> None:
+        """Keep the original type's name and arguments."""
+        super().__init__(*args)
+        self.type_name = type_name
+
+    def __repr__(self) -> str:
+        return f"{self.type_name}{self.args!r}"
+
+
+def _qualname(obj: type) -> str:
+    return f"{obj.__module__}:{obj.__qualname__}"
+
+
+def _lookup(path: Any) -> Any:
+    if not isinstance(path, str) or ":" not in path:
+        return None
+    module_name, _, qualname = path.partition(":")
+    target: Any = sys.modules.get(module_name)
+    for part in qualname.split("."):
+        if target is None or part.startswith("__"):
+            return None
+        target = getattr(target, part, None)
+    return target if isinstance(target, type) else None
+
+
+class _Encoder:
+    __slots__ = ("stack",)
+
+    def __init__(self) -> None:
+        self.stack: set[int] = set()
+
+    def value(self, obj: Any, depth: int) -> Any:
+        kind = type(obj)
+        if kind is str or kind is int or kind is bool or obj is None:
+            return obj
+        if kind is float:
+            return obj if math.isfinite(obj) else {_TAG: "float", "v": repr(obj)}
+        if depth > MAX_DEPTH:
+            return self.unencodable(obj, "nested deeper than %d levels" % MAX_DEPTH)
+        if kind in (dict, list, tuple, set, frozenset) or isinstance(obj, (dict, list, tuple)):
+            key = id(obj)
+            if key in self.stack:
+                return self.unencodable(obj, "recursive reference")
+            self.stack.add(key)
+            try:
+                return self.container(obj, depth + 1)
+            finally:
+                self.stack.discard(key)
+        return self.other(obj, depth + 1)
+
+    def container(self, obj: Any, depth: int) -> Any:
+        if isinstance(obj, dict):
+            if all(type(k) is str for k in obj) and _TAG not in obj:
+                return {k: self.value(v, depth) for k, v in obj.items()}
+            return {_TAG: "dict", "v": [[self.value(k, depth), self.value(v, depth)] for k, v in obj.items()]}
+        if isinstance(obj, list):
+            return [self.value(v, depth) for v in obj]
+        if isinstance(obj, tuple):
+            return {_TAG: "tuple", "v": [self.value(v, depth) for v in obj]}
+        frozen = isinstance(obj, frozenset)
+        items = [self.value(v, depth) for v in obj]
+        return {_TAG: "set", "v": items, "frozen": frozen} if frozen else {_TAG: "set", "v": items}
+
+    def other(self, obj: Any, depth: int) -> Any:
+        if isinstance(obj, enum.Enum):
+            return {_TAG: "enum", "type": _qualname(type(obj)), "v": self.value(obj.value, depth)}
+        if isinstance(obj, (int, float, str)):  # subclasses of builtins
+            return self.value(type(obj).__mro__[-2](obj), depth)
+        if isinstance(obj, (bytes, bytearray)):
+            return {_TAG: "bytes", "v": base64.b64encode(bytes(obj)).decode("ascii")}
+        if isinstance(obj, BaseException):
+            out: dict[str, Any] = {
+                _TAG: "exc",
+                "type": _qualname(type(obj)),
+                "args": [self.value(a, depth) for a in obj.args],
+            }
+            notes = getattr(obj, "__notes__", None)
+            if notes:
+                out["notes"] = [str(n) for n in notes]
+            return out
+        if isinstance(obj, Send):
+            return {_TAG: "send", "node": obj.node, "arg": self.value(obj.arg, depth)}
+        if isinstance(obj, (datetime.datetime, datetime.date, datetime.time)):
+            return {_TAG: "datetime", "type": type(obj).__name__, "v": obj.isoformat()}
+        if isinstance(obj, uuid.UUID):
+            return {_TAG: "datetime", "type": "UUID", "v": str(obj)}
+        if isinstance(obj, decimal.Decimal):
+            return {_TAG: "datetime", "type": "Decimal", "v": str(obj)}
+        if hasattr(type(obj), "model_fields") and hasattr(obj, "model_dump"):
+            fields = {k: getattr(obj, k) for k in type(obj).model_fields}
+            return {_TAG: "model", "type": _qualname(type(obj)), "v": self.value(fields, depth)}
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+            return {_TAG: "dataclass", "type": _qualname(type(obj)), "v": self.value(fields, depth)}
+        if isinstance(obj, (set, frozenset)):
+            return self.container(obj, depth)
+        return self.unencodable(obj, None)
+
+    @staticmethod
+    def unencodable(obj: Any, why: str | None) -> dict[str, Any]:
+        try:
+            text = repr(obj) if why is None else f"<{why}>"
+        except Exception:
+            text = "<unrepresentable>"
+        return {_TAG: "repr", "type": f"{type(obj).__module__}.{type(obj).__qualname__}", "v": text[:1000]}
+
+
+def encode(obj: Any) -> str:
+    """Encode ``obj`` as ASCII JSON with type tags; never raises for any input."""
+    try:
+        return json.dumps(_Encoder().value(obj, 0), separators=(",", ":"))
+    except Exception as exc:  # a hostile __eq__/__hash__/__repr__ cannot break telemetry
+        return json.dumps(_Encoder.unencodable(obj, f"encoding failed: {type(exc).__name__}"))
+
+
+def decode(text: str | bytes) -> Any:
+    """Decode a payload written by :func:`encode`.
+
+    Raises:
+        DecodeError: ``text`` is not JSON, nests too deep, or holds a malformed tag.
+    """
+    try:
+        raw = json.loads(text)
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise DecodeError(f"payload is not valid JSON: {exc}") from None
+    try:
+        return _decode(raw, 0)
+    except RecursionError:
+        raise DecodeError("payload nests too deep") from None
+
+
+def _decode(raw: Any, depth: int) -> Any:
+    if depth > MAX_DEPTH * 4:
+        raise DecodeError(f"payload nests deeper than {MAX_DEPTH * 4} levels")
+    if isinstance(raw, list):
+        return [_decode(v, depth + 1) for v in raw]
+    if not isinstance(raw, dict):
+        return raw
+    tag = raw.get(_TAG)
+    if tag is None:
+        return {k: _decode(v, depth + 1) for k, v in raw.items()}
+    try:
+        return _decode_tagged(tag, raw, depth + 1)
+    except DecodeError:
+        raise
+    except Exception as exc:
+        raise DecodeError(f"malformed {tag!r} value: {type(exc).__name__}: {exc}") from None
+
+
+def _decode_tagged(tag: Any, raw: dict[str, Any], depth: int) -> Any:
+    if tag == "tuple":
+        return tuple(_decode(v, depth) for v in raw["v"])
+    if tag == "set":
+        items = [_decode(v, depth) for v in raw["v"]]
+        return frozenset(items) if raw.get("frozen") else set(items)
+    if tag == "dict":
+        return {_hashable(_decode(k, depth)): _decode(v, depth) for k, v in raw["v"]}
+    if tag == "bytes":
+        return base64.b64decode(raw["v"], validate=True)
+    if tag == "float":
+        return float(raw["v"])
+    if tag == "datetime":
+        return _decode_scalar(raw["type"], raw["v"])
+    if tag == "send":
+        return Send(str(raw["node"]), _decode(raw["arg"], depth))
+    if tag == "repr":
+        return Unencodable(str(raw["type"]), str(raw["v"]))
+    if tag == "exc":
+        return _decode_exception(raw, depth)
+    if tag in ("model", "dataclass"):
+        fields = _decode(raw["v"], depth)
+        cls = _lookup(raw["type"])
+        if cls is None or not isinstance(fields, dict):
+            return fields
+        if tag == "model" and hasattr(cls, "model_validate"):
+            return cls.model_validate(fields)
+        if tag == "dataclass" and dataclasses.is_dataclass(cls):
+            return cls(**fields)
+        return fields
+    if tag == "enum":
+        value = _decode(raw["v"], depth)
+        cls = _lookup(raw["type"])
+        return cls(value) if cls is not None and issubclass(cls, enum.Enum) else value
+    raise DecodeError(f"unknown type tag {tag!r}")
+
+
+def _hashable(key: Any) -> Any:
+    if isinstance(key, list):
+        return tuple(_hashable(k) for k in key)
+    if isinstance(key, (dict, set)):
+        raise DecodeError(f"unhashable dict key {key!r}")
+    return key
+
+
+def _decode_scalar(kind: Any, value: Any) -> Any:
+    if kind == "datetime":
+        return datetime.datetime.fromisoformat(value)
+    if kind == "date":
+        return datetime.date.fromisoformat(value)
+    if kind == "time":
+        return datetime.time.fromisoformat(value)
+    if kind == "UUID":
+        return uuid.UUID(value)
+    if kind == "Decimal":
+        return decimal.Decimal(value)
+    raise DecodeError(f"unknown scalar type {kind!r}")
+
+
+def _decode_exception(raw: dict[str, Any], depth: int) -> BaseException:
+    args = tuple(_decode(a, depth) for a in raw.get("args", ()))
+    type_name = str(raw["type"])
+    cls = _lookup(type_name)
+    error: BaseException
+    if cls is not None and issubclass(cls, BaseException):
+        try:
+            error = cls(*args)
+        except Exception:
+            error = cls.__new__(cls)
+            error.args = args
+    else:
+        error = ReplayedException(type_name.replace(":", "."), *args)
+    for note in raw.get("notes", ()):
+        error.add_note(str(note))
+    return error

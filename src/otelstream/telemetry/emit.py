@@ -1,0 +1,299 @@
+"""Turning a run into OpenTelemetry: spans for runs and node tasks, a log record per chunk.
+
+:class:`TelemetryObserver` is the engine's :class:`~otelstream.engine.events.RunObserver`.
+Each chunk a consumer asked for becomes exactly one log record named ``otelstream.<mode>``
+(see :mod:`otelstream.telemetry.semconv`), emitted in the context of the span it belongs
+to, so backends correlate it with the trace. otelstream's log record processor receives
+the same record synchronously inside ``emit()`` and feeds ``stream()`` from it.
+
+Why log records carry the chunks: ``LogRecordProcessor.on_emit`` is the SDK's only
+per-record hook (span events reach processors when the span ends), log records are not
+subject to the 128-events-per-span limit, and they are exported while the span is still
+open. See ``docs/telemetry.md``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry._logs import Logger, LogRecord, SeverityNumber
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from otelstream.engine.events import Outcome, RunInfo, StreamEvent, Task
+from otelstream.engine.types import StreamMode
+from otelstream.telemetry import semconv
+from otelstream.telemetry._safe import handle_internal_errors
+from otelstream.telemetry.codec import encode
+
+__all__ = ["Pipeline", "StreamRecord", "StreamTarget", "TelemetryObserver"]
+
+
+class StreamRecord(LogRecord):
+    """A log record that also carries the chunk's Python object for in-process consumers.
+
+    The SDK keeps the record object it is given, so otelstream's processor can hand the
+    consumer the very object the node produced, while exporters see only the JSON
+    ``otelstream.payload`` attribute. The processor clears the reference once it took it.
+    """
+
+    otelstream_payload: Any
+
+
+@dataclasses.dataclass(slots=True)
+class Pipeline:
+    """Where telemetry goes: the tracer, and the loggers for sampled and unsampled runs.
+
+    ``export_logger`` belongs to a provider whose processors export (the application's, or
+    the one :func:`otelstream.configure` built). ``stream_logger`` belongs to otelstream's
+    private provider, whose only processor feeds ``stream()``: runs the application's
+    sampler dropped use it, so their streams stay whole while nothing of them is exported.
+    """
+
+    tracer: trace.Tracer
+    export_logger: Logger
+    stream_logger: Logger
+    max_payload_bytes: int
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class StreamTarget:
+    """One consumer of chunks: a ``stream()`` call, with its modes and routing key.
+
+    Attributes:
+        run_id: The key otelstream's processor routes records by.
+        modes: The stream modes the consumer asked for.
+        subgraphs: Whether chunks of nested graphs are wanted.
+        depth: Namespace length of the graph the consumer streams (0 for a root run).
+        on_lost: Told the sequence number of a chunk whose record could not be emitted.
+    """
+
+    run_id: str
+    modes: frozenset[str]
+    subgraphs: bool
+    depth: int
+    on_lost: Callable[[int], None]
+    counter: Iterator[int] = dataclasses.field(default_factory=itertools.count)
+    logger: Logger | None = None
+    emitted: int = 0
+
+    def wants(self, namespace: tuple[str, ...], mode: str) -> bool:
+        """Return whether this consumer takes ``mode`` chunks from ``namespace``."""
+        if mode not in self.modes:
+            return False
+        return len(namespace) == self.depth or (self.subgraphs and len(namespace) > self.depth)
+
+
+@dataclasses.dataclass(slots=True)
+class _Handle:
+    span: Span
+    context: otel_context.Context
+
+
+def _no_write(_: Any) -> None:
+    """The ``custom`` writer when nobody streams ``custom``: a silent no-op."""
+
+
+class TelemetryObserver:
+    """Records one run tree (a run and its subgraph runs) into OpenTelemetry."""
+
+    __slots__ = ("_parent_context", "pipeline", "targets")
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        targets: list[StreamTarget],
+        parent_context: otel_context.Context | None,
+    ) -> None:
+        """Observe for ``targets``; root spans start under ``parent_context``."""
+        self.pipeline = pipeline
+        self.targets = targets
+        self._parent_context = parent_context
+
+    def with_target(self, target: StreamTarget | None) -> TelemetryObserver:
+        """Return an observer for a nested run that also feeds ``target``."""
+        targets = self.targets if target is None else [*self.targets, target]
+        return TelemetryObserver(self.pipeline, targets, self._parent_context)
+
+    # --- chunks ---------------------------------------------------------------------------
+
+    def wants(self, namespace: tuple[str, ...], mode: StreamMode) -> bool:
+        """Return whether any target takes ``mode`` chunks from ``namespace``."""
+        return any(t.wants(namespace, mode) for t in self.targets)
+
+    def emit(self, event: StreamEvent, run: RunInfo, task: Task | None) -> None:
+        """Emit one log record per target that wants ``event``."""
+        payload_json: str | None = None
+        handle = task.handle if task is not None and task.handle is not None else run.handle
+        for target in self.targets:
+            if not target.wants(event.namespace, event.mode):
+                continue
+            seq = next(target.counter)
+            with handle_internal_errors("emitting a stream event"):
+                if payload_json is None:
+                    payload_json = encode(event.payload)
+                self._emit_record(target, seq, event, run, handle, payload_json)
+                continue
+            target.on_lost(seq)
+
+    def _emit_record(
+        self,
+        target: StreamTarget,
+        seq: int,
+        event: StreamEvent,
+        run: RunInfo,
+        handle: _Handle | None,
+        payload_json: str,
+    ) -> None:
+        attributes: dict[str, Any] = {
+            semconv.SEQ: seq,
+            semconv.RUN_ID: target.run_id,
+            semconv.NAMESPACE: "|".join(event.namespace[target.depth :]),
+            semconv.GRAPH: run.graph_name,
+            semconv.NODE: event.node or "",
+        }
+        limit = self.pipeline.max_payload_bytes
+        if len(payload_json) > limit:
+            attributes[semconv.PAYLOAD] = payload_json[:limit]
+            attributes[semconv.PAYLOAD_TRUNCATED] = True
+            attributes[semconv.PAYLOAD_SIZE] = len(payload_json)
+        else:
+            attributes[semconv.PAYLOAD] = payload_json
+        record = StreamRecord(
+            timestamp=time.time_ns(),
+            context=handle.context if handle is not None else None,
+            severity_number=SeverityNumber.INFO,
+            attributes=attributes,
+            event_name=semconv.event_name(event.mode),
+        )
+        record.otelstream_payload = event.payload
+        logger = target.logger or self.pipeline.export_logger
+        logger.emit(record)
+        target.emitted += 1
+
+    def writer_for(self, run: RunInfo, task: Task) -> Callable[[Any], None]:
+        """Return the ``custom`` writer for ``task`` (a no-op if ``custom`` is not streamed)."""
+        if not self.wants(run.namespace, "custom"):
+            return _no_write
+
+        def write(chunk: Any) -> None:
+            self.emit(StreamEvent(run.namespace, "custom", chunk, task.name), run, task)
+
+        return write
+
+    # --- spans ----------------------------------------------------------------------------
+
+    def run_started(self, run: RunInfo) -> None:
+        """Start the run's ``invoke_workflow {graph}`` span and pick each target's logger."""
+        with handle_internal_errors("starting a run span"):
+            parent = run.parent_task.handle if run.parent_task is not None else None
+            parent_context = parent.context if parent is not None else self._parent_context
+            attributes: dict[str, Any] = {
+                semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
+                semconv.GEN_AI_WORKFLOW_NAME: run.graph_name,
+                semconv.RUN_ID: run.run_id,
+                semconv.NAMESPACE: "|".join(run.namespace),
+            }
+            thread_id = run.config.get("configurable", {}).get("thread_id")
+            if thread_id is not None:
+                attributes[semconv.GEN_AI_CONVERSATION_ID] = str(thread_id)
+            own = [t for t in self.targets if t.run_id == run.run_id]
+            if own:
+                attributes[semconv.STREAM_MODES] = sorted(own[0].modes)
+                attributes[semconv.SUBGRAPHS] = own[0].subgraphs
+            span = self.pipeline.tracer.start_span(
+                f"{semconv.OPERATION_INVOKE_WORKFLOW} {run.graph_name}",
+                context=parent_context,
+                kind=SpanKind.INTERNAL,
+                attributes=attributes,
+            )
+            run.handle = _Handle(span, trace.set_span_in_context(span, parent_context))
+            sampled = span.get_span_context().trace_flags.sampled
+            for target in own:
+                # a run the application's sampler dropped still streams, through the
+                # private provider that exports nothing
+                target.logger = self.pipeline.export_logger if sampled else self.pipeline.stream_logger
+
+    def run_ended(self, run: RunInfo, outcome: Outcome, error: BaseException | None) -> None:
+        """End the run's span with ``otelstream.outcome``; ERROR status only on failure."""
+        handle: _Handle | None = run.handle
+        if handle is None:
+            return
+        with handle_internal_errors("ending a run span"):
+            self._emit_run_end(run, outcome, handle)
+            _end_span(handle.span, outcome, error)
+
+    def _emit_run_end(self, run: RunInfo, outcome: Outcome, handle: _Handle) -> None:
+        for target in self.targets:
+            if target.run_id != run.run_id:
+                continue
+            record = LogRecord(
+                timestamp=time.time_ns(),
+                context=handle.context,
+                severity_number=SeverityNumber.INFO,
+                attributes={
+                    semconv.RUN_ID: target.run_id,
+                    semconv.GRAPH: run.graph_name,
+                    semconv.OUTCOME: outcome,
+                    semconv.EVENT_COUNT: target.emitted,
+                },
+                event_name=semconv.RUN_END_EVENT,
+            )
+            (target.logger or self.pipeline.export_logger).emit(record)
+
+    @contextmanager
+    def task_scope(self, task: Task, run: RunInfo) -> Iterator[None]:
+        """Make the task's ``invoke_node {node}`` span current while its node code runs."""
+        token = None
+        with handle_internal_errors("starting a node span"):
+            if task.handle is None:
+                parent: _Handle | None = run.handle
+                parent_context = parent.context if parent is not None else self._parent_context
+                span = self.pipeline.tracer.start_span(
+                    f"{semconv.OPERATION_INVOKE_NODE} {task.name}",
+                    context=parent_context,
+                    kind=SpanKind.INTERNAL,
+                    attributes={
+                        semconv.GRAPH: task.graph_name,
+                        semconv.NODE: task.name,
+                        semconv.STEP: task.step,
+                        semconv.TASK_ID: task.id,
+                        semconv.NAMESPACE: task.checkpoint_ns,
+                    },
+                )
+                task.handle = _Handle(span, trace.set_span_in_context(span, parent_context))
+            token = otel_context.attach(task.handle.context)
+        try:
+            yield
+        finally:
+            if token is not None:
+                otel_context.detach(token)
+
+    def task_ended(self, task: Task, error: BaseException | None) -> None:
+        """End the task's span; a node's exception is recorded on it."""
+        handle: _Handle | None = task.handle
+        if handle is None:
+            return
+        with handle_internal_errors("ending a node span"):
+            if error is None:
+                outcome: Outcome = "completed"
+            elif isinstance(error, Exception):
+                outcome = "failed"
+            else:
+                outcome = "cancelled"
+            _end_span(handle.span, outcome, error)
+
+
+def _end_span(span: Span, outcome: Outcome, error: BaseException | None) -> None:
+    span.set_attribute(semconv.OUTCOME, outcome)
+    if outcome == "failed" and error is not None:
+        span.record_exception(error)
+        span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
+        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    span.end()

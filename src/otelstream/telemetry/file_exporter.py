@@ -1,0 +1,111 @@
+"""Exporters that append OTLP-JSON lines to a local file: the embedded default sink.
+
+Each export call writes one line, ``{"resourceSpans": [...]}`` or ``{"resourceLogs": [...]}``,
+the format the OpenTelemetry Collector's ``file`` exporter writes and OTLP/HTTP JSON uses:
+hex trace and span ids, integer enums, camelCase field names.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from google.protobuf.json_format import MessageToDict
+from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+__all__ = ["OTLPJsonFile", "OTLPJsonFileLogExporter", "OTLPJsonFileSpanExporter"]
+
+_ID_FIELDS = frozenset(("traceId", "spanId", "parentSpanId"))
+
+
+def _hex_ids(node: Any) -> Any:
+    # protobuf's JSON mapping writes bytes as base64; OTLP JSON wants ids in hex
+    if isinstance(node, dict):
+        return {
+            k: (base64.b64decode(v).hex() if k in _ID_FIELDS and isinstance(v, str) else _hex_ids(v))
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_hex_ids(v) for v in node]
+    return node
+
+
+class OTLPJsonFile:
+    """An append-only OTLP-JSON lines file shared by the span and log exporters."""
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        """Open (create) ``path`` for appending; parent folders are created."""
+        self.path = os.fspath(path)
+        folder = os.path.dirname(self.path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        self._lock = threading.Lock()
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed on shutdown
+
+    def write(self, message: Any) -> None:
+        """Append one export request as a JSON line."""
+        data = _hex_ids(MessageToDict(message, use_integers_for_enums=True))
+        line = json.dumps(data, separators=(",", ":"))
+        with self._lock:
+            if self._file.closed:
+                return
+            self._file.write(line + "\n")
+            self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; later writes are dropped."""
+        with self._lock:
+            self._file.close()
+
+
+class OTLPJsonFileSpanExporter(SpanExporter):
+    """Writes spans to an :class:`OTLPJsonFile`."""
+
+    def __init__(self, file: OTLPJsonFile) -> None:
+        """Export into ``file``."""
+        self._file = file
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        """Append the spans as one ``resourceSpans`` line."""
+        try:
+            self._file.write(encode_spans(spans))
+        except OSError:
+            return SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+
+class OTLPJsonFileLogExporter(LogRecordExporter):
+    """Writes log records to an :class:`OTLPJsonFile`."""
+
+    def __init__(self, file: OTLPJsonFile) -> None:
+        """Export into ``file``."""
+        self._file = file
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        """Append the records as one ``resourceLogs`` line."""
+        try:
+            self._file.write(encode_logs(batch))
+        except OSError:
+            return LogRecordExportResult.FAILURE
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Close the file."""
+        self._file.close()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Writes are flushed as they happen."""
+        return True
