@@ -81,6 +81,7 @@ class _Run:
             namespace = _child_namespace(parent)
             observer = parent.observer.with_target(None)  # type: ignore[attr-defined]
         self.channel: RunChannel | None = None
+        self.target: StreamTarget | None = None
         if modes is not None:
             self.channel = RunChannel(run_id, notify)
             target = StreamTarget(
@@ -91,6 +92,7 @@ class _Run:
                 on_lost=self.channel.lost,
             )
             observer = observer.with_target(target)
+            self.target = target
             router().open(self.channel)
         self.observer = observer
         self.run = RunInfo(
@@ -102,6 +104,11 @@ class _Run:
         )
         self.loop = RunLoop(graph, self.run, observer, recursion_limit=config["recursion_limit"])
         self.live = bool(_LIVE_MODES.intersection(modes or ())) or subgraphs
+
+    def drain_all(self) -> list[Any]:
+        """Return every chunk left once the run is over (the loop emits nothing more)."""
+        assert self.channel is not None and self.target is not None
+        return self.channel.drain_all(self.target.issued())
 
     def close(self, outcome: Outcome, error: BaseException | None) -> None:
         self.observer.run_ended(self.run, outcome, error)
@@ -178,10 +185,10 @@ class Driver:
                 raise
             except BaseException:
                 # LangGraph delivers everything produced before the error, then raises it
-                for chunk in channel.drain_all():
+                for chunk in state.drain_all():
                     yield formatter(chunk)
                 raise
-            for chunk in channel.drain_all():
+            for chunk in state.drain_all():
                 yield formatter(chunk)
         except BaseException as exc:
             outcome, error = _outcome_of(exc), exc
@@ -230,10 +237,10 @@ class Driver:
             except (GeneratorExit, asyncio.CancelledError):
                 raise
             except BaseException:
-                for chunk in channel.drain_all():
+                for chunk in state.drain_all():
                     yield formatter(chunk)
                 raise
-            for chunk in channel.drain_all():
+            for chunk in state.drain_all():
                 yield formatter(chunk)
         except BaseException as exc:
             outcome, error = _outcome_of(exc), exc

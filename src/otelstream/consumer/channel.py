@@ -84,23 +84,33 @@ class RunChannel:
             ready.clear()
         return self._without_lost(items)
 
-    def drain_all(self) -> list[Chunk]:
-        """Return everything left, pending chunks after a gap included (the run is over)."""
+    def drain_all(self, expected: int | None = None) -> list[Chunk]:
+        """Return everything left once the run is over, pending chunks after a gap included.
+
+        Args:
+            expected: How many chunks the run emitted, if known, so chunks missing at the
+                end are noticed too. Every missing chunk is counted in ``lost_count`` and
+                reported in one warning.
+        """
         with self._lock:
             items = list(self._ready)
             self._ready.clear()
-            if self._pending:
-                gap = min(self._pending) - self._next
-                logger.warning(
-                    "otelstream: run %s lost %d stream chunk(s) before sequence number %d",
-                    self.run_id,
-                    gap,
-                    min(self._pending),
-                )
-                self.lost_count += gap
-                items.extend(self._pending[k] for k in sorted(self._pending))
-                self._pending.clear()
-        return self._without_lost(items)
+            pending = sorted(self._pending)
+            items.extend(self._pending[k] for k in pending)
+            self._pending.clear()
+            end = max(expected or 0, pending[-1] + 1 if pending else self._next)
+            # numbers below `end` that were neither delivered nor held never arrived
+            never_arrived = end - self._next - len(pending)
+            self._next = end
+        chunks = self._without_lost(items)
+        self.lost_count += never_arrived
+        if self.lost_count:
+            logger.warning(
+                "otelstream: run %s lost %d stream chunk(s); the stream has gaps",
+                self.run_id,
+                self.lost_count,
+            )
+        return chunks
 
     def _without_lost(self, items: list[Any]) -> list[Chunk]:
         if any(item is _LOST for item in items):

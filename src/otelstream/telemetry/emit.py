@@ -83,6 +83,10 @@ class StreamTarget:
     logger: Logger | None = None
     emitted: int = 0
 
+    def issued(self) -> int:
+        """Return how many sequence numbers were handed out; call once, when the run is over."""
+        return next(self.counter)
+
     def wants(self, namespace: tuple[str, ...], mode: str) -> bool:
         """Return whether this consumer takes ``mode`` chunks from ``namespace``."""
         if mode not in self.modes:

@@ -1,0 +1,326 @@
+"""Differential tests: stream modes, envelopes, subgraphs and namespaces.
+
+Every graph is defined once against a ``lib`` namespace and run on otelstream and on real
+LangGraph; the normalised chunks (and errors) must be identical. See ``differential.py``.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from tests.differential import Lib, assert_same, assert_same_invoke
+
+
+class State(TypedDict):
+    x: int
+    log: Annotated[list[str], operator.add]
+
+
+class ChildState(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def linear(lib: Lib) -> Any:
+    """START -> a -> b -> END; ``a`` writes two custom chunks."""
+
+    def a(state: State) -> dict[str, Any]:
+        writer = lib.get_stream_writer()
+        writer({"node": "a", "x": state["x"]})
+        writer("plain string")
+        return {"x": state["x"] + 1, "log": ["a"]}
+
+    def b(state: State) -> dict[str, Any]:
+        return {"log": ["b"]}
+
+    graph = lib.StateGraph(State)
+    graph.add_node("a", a)
+    graph.add_node("b", b)
+    graph.add_edge(lib.START, "a")
+    graph.add_edge("a", "b")
+    graph.add_edge("b", lib.END)
+    return graph.compile()
+
+
+def fan_out(lib: Lib) -> Any:
+    """START -> a -> (b, c, d) -> join; parallel nodes finish in the order c, d, b.
+
+    Deterministic by construction: each parallel node sleeps a distinct amount, so the
+    completion order (which "updates" follow) differs from the name order (which the
+    reducer and "tasks" starts follow), and both engines must show the same.
+    """
+
+    def a(state: State) -> dict[str, Any]:
+        return {"log": ["a"]}
+
+    def sleeper(name: str, delay: float) -> Any:
+        def node(state: State) -> dict[str, Any]:
+            time.sleep(delay)
+            lib.get_stream_writer()(f"{name} done")
+            return {"log": [name]}
+
+        return node
+
+    def join(state: State) -> dict[str, Any]:
+        return {"x": len(state["log"])}
+
+    graph = lib.StateGraph(State)
+    graph.add_node("a", a)
+    graph.add_node("d", sleeper("d", 0.04))
+    graph.add_node("b", sleeper("b", 0.08))
+    graph.add_node("c", sleeper("c", 0.0))
+    graph.add_node("join", join)
+    graph.add_edge(lib.START, "a")
+    for name in ("d", "b", "c"):
+        graph.add_edge("a", name)
+    graph.add_edge(["b", "c", "d"], "join")
+    graph.add_edge("join", lib.END)
+    return graph.compile()
+
+
+ALL_MODES = ["values", "updates", "custom", "tasks", "debug"]
+
+
+# --- modes and envelopes ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ALL_MODES)
+def test_single_mode(mode: str) -> None:
+    chunks, error = assert_same(linear, {"x": 1}, stream_mode=mode)
+    assert error is None
+    assert chunks
+
+
+def test_values_mode_content() -> None:
+    chunks, _ = assert_same(linear, {"x": 1}, stream_mode="values")
+    assert chunks == [
+        {"x": 1, "log": []},
+        {"x": 2, "log": ["a"]},
+        {"x": 2, "log": ["a", "b"]},
+    ]
+
+
+def test_custom_mode_content() -> None:
+    chunks, _ = assert_same(linear, {"x": 1}, stream_mode="custom")
+    assert chunks == [{"node": "a", "x": 1}, "plain string"]
+
+
+def test_mode_list_all_modes() -> None:
+    chunks, _ = assert_same(linear, {"x": 1}, stream_mode=ALL_MODES)
+    assert {mode for mode, _ in chunks} == set(ALL_MODES)
+
+
+def test_mode_list_of_one() -> None:
+    chunks, _ = assert_same(linear, {"x": 1}, stream_mode=["updates"])
+    assert chunks == [("updates", {"a": {"x": 2, "log": ["a"]}}), ("updates", {"b": {"log": ["b"]}})]
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+def test_tuple_of_modes_loses_the_mode(subgraphs: bool) -> None:
+    # LangGraph tests isinstance(stream_mode, list): a tuple yields bare chunks
+    chunks, _ = assert_same(linear, {"x": 1}, stream_mode=("values", "updates"), subgraphs=subgraphs)
+    first = chunks[0]
+    assert first == (((), {"x": 1, "log": []}) if subgraphs else {"x": 1, "log": []})
+
+
+def test_default_mode_is_updates() -> None:
+    chunks, _ = assert_same(linear, {"x": 1})
+    assert chunks == [{"a": {"x": 2, "log": ["a"]}}, {"b": {"log": ["b"]}}]
+
+
+def test_empty_input_gives_no_first_values_chunk() -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"x": 5})
+        graph.add_edge(lib.START, "a")
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {}, stream_mode=["values", "updates", "tasks"])
+    assert chunks[0][0] == "tasks"
+
+
+def test_input_with_unknown_keys() -> None:
+    chunks, error = assert_same(linear, {"x": 1, "nope": 2}, stream_mode=["values", "updates"])
+    assert error is None
+
+
+@pytest.mark.parametrize("mode", [["values", "updates", "custom", "tasks"], "debug"])
+def test_fan_out_completion_order(mode: Any) -> None:
+    chunks, _ = assert_same(fan_out, {"x": 0}, stream_mode=mode)
+    if mode == "debug":
+        return
+    updates = [c for m, c in chunks if m == "updates"]
+    assert updates[1:4] == [{"c": {"log": ["c"]}}, {"d": {"log": ["d"]}}, {"b": {"log": ["b"]}}]
+    values = [c for m, c in chunks if m == "values"]
+    assert values[2] == {"x": 0, "log": ["a", "b", "c", "d"]}
+
+
+def test_config_metadata_and_tags_in_task_events() -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"x": 1}, metadata={"node_meta": "A"})
+        graph.add_node("b", lambda state: {"x": 2})
+        graph.add_edge(lib.START, "a")
+        graph.add_edge("a", "b")
+        return graph.compile()
+
+    config = {
+        "metadata": {"m": "v"},
+        "tags": ["t1"],
+        "configurable": {"thread_id": "t-1", "user_id": "u"},
+    }
+    chunks, _ = assert_same(build, {"x": 0}, config=config, stream_mode=["tasks", "debug"])
+    assert chunks[0][1]["metadata"] == {"m": "v", "thread_id": "t-1", "node_meta": "A", "tags": ["t1"]}
+
+
+def test_version_v2() -> None:
+    chunks, _ = assert_same(linear, {"x": 1}, stream_mode=["values", "updates", "custom"], version="v2")
+    assert chunks[0] == {"type": "values", "ns": (), "data": {"x": 1, "log": []}, "interrupts": ()}
+
+
+def test_version_v2_single_mode_subgraphs() -> None:
+    assert_same(nested_parent, {"log": []}, stream_mode="updates", subgraphs=True, version="v2")
+
+
+# --- invoke -------------------------------------------------------------------------------
+
+
+def test_invoke_returns_final_state() -> None:
+    chunks, _ = assert_same_invoke(linear, {"x": 1})
+    assert chunks == [{"x": 2, "log": ["a", "b"]}]
+
+
+@pytest.mark.parametrize("mode", ["updates", ["updates", "values"], "custom"])
+def test_invoke_with_another_mode_returns_chunks(mode: Any) -> None:
+    chunks, _ = assert_same_invoke(linear, {"x": 1}, stream_mode=mode)
+    assert isinstance(chunks[0], list)
+
+
+def test_invoke_version_v2_with_mode() -> None:
+    assert_same_invoke(linear, {"x": 1}, stream_mode="updates", version="v2")
+
+
+# --- subgraphs ----------------------------------------------------------------------------
+
+
+def nested_parent(lib: Lib) -> Any:
+    """parent: p1 -> child -> p2; child: c1 -> grandchild -> c2; grandchild: g1."""
+
+    def writer_node(name: str) -> Any:
+        def node(state: ChildState) -> dict[str, Any]:
+            lib.get_stream_writer()({"node": name})
+            return {"log": [name]}
+
+        return node
+
+    grandchild = lib.StateGraph(ChildState)
+    grandchild.add_node("g1", writer_node("g1"))
+    grandchild.add_edge(lib.START, "g1")
+
+    child = lib.StateGraph(ChildState)
+    child.add_node("c1", writer_node("c1"))
+    child.add_node("gchild", grandchild.compile())
+    child.add_node("c2", writer_node("c2"))
+    child.add_edge(lib.START, "c1")
+    child.add_edge("c1", "gchild")
+    child.add_edge("gchild", "c2")
+
+    parent = lib.StateGraph(ChildState)
+    parent.add_node("p1", writer_node("p1"))
+    parent.add_node("child", child.compile())
+    parent.add_node("p2", writer_node("p2"))
+    parent.add_edge(lib.START, "p1")
+    parent.add_edge("p1", "child")
+    parent.add_edge("child", "p2")
+    return parent.compile()
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+@pytest.mark.parametrize(
+    "mode", ["updates", "values", "custom", "tasks", "debug", ["updates", "values", "custom", "tasks"]]
+)
+def test_nested_subgraphs(mode: Any, subgraphs: bool) -> None:
+    chunks, _ = assert_same(nested_parent, {"log": []}, stream_mode=mode, subgraphs=subgraphs)
+    if subgraphs:
+        depths = {len(chunk[0]) for chunk in chunks}
+        assert depths <= {0, 1, 2}
+        if mode != "debug":
+            assert depths == {0, 1, 2}
+
+
+def test_nested_subgraph_namespaces() -> None:
+    chunks, _ = assert_same(nested_parent, {"log": []}, stream_mode="custom", subgraphs=True)
+    assert chunks == [
+        ((), {"node": "p1"}),
+        (("child:<id1>",), {"node": "c1"}),
+        (("child:<id1>", "gchild:<id2>"), {"node": "g1"}),
+        (("child:<id1>",), {"node": "c2"}),
+        ((), {"node": "p2"}),
+    ]
+
+
+def test_subgraph_update_is_child_output() -> None:
+    chunks, _ = assert_same(nested_parent, {"log": []}, stream_mode="updates")
+    # the subgraph node's update is the child's full output, appended again by the reducer
+    assert chunks[1] == {"child": {"log": ["p1", "c1", "g1", "c2"]}}
+
+
+def test_subgraph_with_different_schema_and_failure() -> None:
+    def build(lib: Lib) -> Any:
+        def inner(state: ChildState) -> dict[str, Any]:
+            raise KeyError("inner broke")
+
+        child = lib.StateGraph(ChildState)
+        child.add_node("inner", inner)
+        child.add_edge(lib.START, "inner")
+        parent = lib.StateGraph(State)
+        parent.add_node("child", child.compile())
+        parent.add_edge(lib.START, "child")
+        return parent.compile()
+
+    chunks, error = assert_same(
+        build, {"x": 0, "log": ["p"]}, stream_mode=["updates", "values", "tasks"], subgraphs=True
+    )
+    assert error[1] == "KeyError"
+    assert len(error[3]) == 2  # one note per level
+
+
+def in_node_caller(lib: Lib) -> Any:
+    """A node that invokes a compiled graph twice, and streams it once, from its own code."""
+
+    def c1(state: ChildState) -> dict[str, Any]:
+        lib.get_stream_writer()({"in": "c1", "log": state["log"]})
+        return {"log": ["c1"]}
+
+    child_builder = lib.StateGraph(ChildState)
+    child_builder.add_node("c1", c1)
+    child_builder.add_edge(lib.START, "c1")
+    child = child_builder.compile()
+
+    def caller(state: ChildState) -> dict[str, Any]:
+        first = child.invoke({"log": ["first"]})
+        second = child.invoke({"log": ["second"]})
+        # inside a node a stream() without stream_mode defaults to "values"
+        streamed = list(child.stream({"log": ["third"]}))
+        return {"log": [*first["log"], *second["log"], str(streamed)]}
+
+    parent = lib.StateGraph(ChildState)
+    parent.add_node("caller", caller)
+    parent.add_edge(lib.START, "caller")
+    return parent.compile()
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+@pytest.mark.parametrize("mode", [["updates", "values", "custom", "tasks"], "debug", "custom"])
+def test_graph_invoked_inside_a_node(mode: Any, subgraphs: bool) -> None:
+    chunks, _ = assert_same(in_node_caller, {"log": []}, stream_mode=mode, subgraphs=subgraphs)
+    if subgraphs and mode == "custom":
+        assert [ns for ns, _ in chunks] == [("caller:<id1>",), ("caller:<id1>", "1"), ("caller:<id1>", "2")]
+
+
+def test_graph_invoked_inside_a_node_invoke() -> None:
+    chunks, _ = assert_same_invoke(in_node_caller, {"log": []})
+    assert chunks[0]["log"][:4] == ["first", "c1", "second", "c1"]
