@@ -11,6 +11,7 @@ import time
 from typing import Annotated, Any, TypedDict
 
 import pytest
+from langchain_core.runnables import RunnableConfig
 
 from tests.differential import Lib, assert_same, assert_same_invoke
 
@@ -173,7 +174,8 @@ def test_config_metadata_and_tags_in_task_events() -> None:
         "configurable": {"thread_id": "t-1", "user_id": "u"},
     }
     chunks, _ = assert_same(build, {"x": 0}, config=config, stream_mode=["tasks", "debug"])
-    assert chunks[0][1]["metadata"] == {"m": "v", "thread_id": "t-1", "node_meta": "A", "tags": ["t1"]}
+    # configurable keys (thread_id included) never reach the payload's metadata
+    assert chunks[0][1]["metadata"] == {"m": "v", "node_meta": "A", "tags": ["t1"]}
 
 
 def test_version_v2() -> None:
@@ -265,7 +267,7 @@ def test_nested_subgraph_namespaces() -> None:
 def test_subgraph_update_is_child_output() -> None:
     chunks, _ = assert_same(nested_parent, {"log": []}, stream_mode="updates")
     # the subgraph node's update is the child's full output, appended again by the reducer
-    assert chunks[1] == {"child": {"log": ["p1", "c1", "g1", "c2"]}}
+    assert chunks[1] == {"child": {"log": ["p1", "c1", "p1", "c1", "g1", "c2"]}}
 
 
 def test_subgraph_with_different_schema_and_failure() -> None:
@@ -303,7 +305,7 @@ def in_node_caller(lib: Lib) -> Any:
     def caller(state: ChildState) -> dict[str, Any]:
         first = child.invoke({"log": ["first"]})
         second = child.invoke({"log": ["second"]})
-        # inside a node a stream() without stream_mode defaults to "values"
+        # without the node's config, a nested stream() defaults to the graph's "updates"
         streamed = list(child.stream({"log": ["third"]}))
         return {"log": [*first["log"], *second["log"], str(streamed)]}
 
@@ -324,3 +326,43 @@ def test_graph_invoked_inside_a_node(mode: Any, subgraphs: bool) -> None:
 def test_graph_invoked_inside_a_node_invoke() -> None:
     chunks, _ = assert_same_invoke(in_node_caller, {"log": []})
     assert chunks[0]["log"][:4] == ["first", "c1", "second", "c1"]
+
+
+def in_node_caller_with_config(lib: Lib) -> Any:
+    """A node with metadata that passes its own config on to the graphs it calls."""
+
+    def c1(state: ChildState, config: RunnableConfig) -> dict[str, Any]:
+        seen = {k: v for k, v in config["metadata"].items() if not k.startswith("langgraph_")}
+        lib.get_stream_writer()({"metadata": seen, "tags": config["tags"]})
+        return {"log": ["c1"]}
+
+    child_builder = lib.StateGraph(ChildState)
+    child_builder.add_node("c1", c1, metadata={"child_node": 1})
+    child_builder.add_edge(lib.START, "c1")
+    child = child_builder.compile()
+
+    def caller(state: ChildState, config: RunnableConfig) -> dict[str, Any]:
+        # handed the task's config, a nested stream() defaults to "values"
+        streamed = list(child.stream({"log": ["s"]}, config))
+        invoked = child.invoke({"log": ["i"]}, {"tags": ["extra"], "metadata": {"k": "v"}})
+        return {"log": [str(streamed), *invoked["log"]]}
+
+    parent = lib.StateGraph(ChildState)
+    parent.add_node("caller", caller, metadata={"caller_node": True})
+    parent.add_edge(lib.START, "caller")
+    return parent.compile()
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+def test_graph_invoked_inside_a_node_inherits_config(subgraphs: bool) -> None:
+    config = {"metadata": {"m": 1}, "tags": ["t"], "configurable": {"thread_id": "t-1"}}
+    chunks, _ = assert_same(
+        in_node_caller_with_config,
+        {"log": []},
+        config=config,
+        stream_mode=["updates", "custom", "tasks"],
+        subgraphs=subgraphs,
+    )
+    if subgraphs:
+        custom = [c for _, m, c in chunks if m == "custom"]
+        assert custom[0]["metadata"]["caller_node"] is True

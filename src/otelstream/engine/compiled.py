@@ -25,11 +25,17 @@ from otelstream.engine.types import END, START
 if TYPE_CHECKING:
     from otelstream.engine.graph import StateGraph
 
-__all__ = ["TASKS", "CompiledStateGraph", "StreamDriver", "Topology", "set_stream_driver"]
+__all__ = ["TASKS", "TASK_ID_KEY", "CompiledStateGraph", "StreamDriver", "Topology", "set_stream_driver"]
 
 TASKS = "__pregel_tasks"
 PULL = "__pregel_pull"
 PUSH = "__pregel_push"
+TASK_ID_KEY = "__pregel_task_id"
+"""The ``configurable`` key holding the task id in a node's config (LangGraph's name)."""
+
+# configurable keys that address a checkpoint lineage: an explicit config naming one does
+# not inherit the calling task's configurable
+_CHECKPOINT_COORDINATES = ("thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint_map")
 
 
 def branch_channel(node: str) -> str:
@@ -197,7 +203,13 @@ class CompiledStateGraph:
             An iterator of chunks; closing it early ends the run after the current step.
         """
         return _driver().stream(
-            self, input, config, stream_mode=stream_mode, subgraphs=subgraphs, version=version, **kwargs
+            self,
+            input,
+            call_config(config),
+            stream_mode=self._mode_or_default(stream_mode, config),
+            subgraphs=subgraphs,
+            version=version,
+            **kwargs,
         )
 
     def astream(
@@ -212,8 +224,23 @@ class CompiledStateGraph:
     ) -> AsyncIterator[Any]:
         """Async version of :meth:`stream`: nodes may be ``async def``."""
         return _driver().astream(
-            self, input, config, stream_mode=stream_mode, subgraphs=subgraphs, version=version, **kwargs
+            self,
+            input,
+            call_config(config),
+            stream_mode=self._mode_or_default(stream_mode, config),
+            subgraphs=subgraphs,
+            version=version,
+            **kwargs,
         )
+
+    def _mode_or_default(self, stream_mode: Any, config: Any) -> Any:
+        # LangGraph defaults to "values" only when handed a task's config, i.e. when a node
+        # passes its own config on to a nested graph; otherwise to the graph's stream_mode
+        if stream_mode is not None:
+            return stream_mode
+        if isinstance(config, dict) and TASK_ID_KEY in (config.get("configurable") or {}):
+            return "values"
+        return self.stream_mode
 
     def invoke(
         self,
@@ -230,7 +257,7 @@ class CompiledStateGraph:
         """
         if stream_mode == "values":
             if current_task_context() is not None:
-                return _driver().invoke_nested(self, input, config)
+                return _driver().invoke_nested(self, input, call_config(config))
             last: Any = None
             for chunk in self.stream(input, config, stream_mode=["values"], **kwargs):
                 last = chunk[1]
@@ -248,7 +275,7 @@ class CompiledStateGraph:
         """Async version of :meth:`invoke`."""
         if stream_mode == "values":
             if current_task_context() is not None:
-                return await _driver().ainvoke_nested(self, input, config)
+                return await _driver().ainvoke_nested(self, input, call_config(config))
             last: Any = None
             async for chunk in self.astream(input, config, stream_mode=["values"], **kwargs):
                 last = chunk[1]
@@ -261,6 +288,30 @@ class CompiledStateGraph:
         bound.__dict__.update(self.__dict__)
         bound._bound_config = {**getattr(self, "_bound_config", {}), **(config or {}), **kwargs}
         return bound
+
+
+def call_config(config: Any) -> Any:
+    """Merge ``config`` over the config of the task the caller runs in, if any.
+
+    A graph called from node code inherits its task's metadata, tags and configurable, as
+    LangGraph's ``ensure_config`` makes it do: the nested run's tasks then carry the
+    calling node's metadata. Explicit values win; tags are appended without duplicates.
+    """
+    ctx = current_task_context()
+    if ctx is None or (config is not None and not isinstance(config, dict)):
+        return config
+    ambient = ctx.task.config
+    explicit = config or {}
+    merged = {**ambient, **explicit}
+    merged["metadata"] = {**ambient.get("metadata", {}), **(explicit.get("metadata") or {})}
+    tags = list(ambient.get("tags", []))
+    merged["tags"] = tags + [t for t in explicit.get("tags") or () if t not in tags]
+    configurable = explicit.get("configurable") or {}
+    if any(configurable.get(key) for key in _CHECKPOINT_COORDINATES):
+        merged["configurable"] = dict(configurable)
+    else:
+        merged["configurable"] = {**ambient.get("configurable", {}), **configurable}
+    return merged
 
 
 def _output(graph: CompiledStateGraph, values: Any) -> Any:

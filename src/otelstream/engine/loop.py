@@ -21,7 +21,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from otelstream.engine.channels import BaseChannel
-from otelstream.engine.compiled import PULL, PUSH, TASKS, CompiledStateGraph, branch_channel
+from otelstream.engine.compiled import PULL, PUSH, TASK_ID_KEY, TASKS, CompiledStateGraph, branch_channel
 from otelstream.engine.events import RunInfo, RunObserver, StreamEvent, Task
 from otelstream.engine.graph import BranchSpec
 from otelstream.engine.schema import updates_from_object
@@ -41,6 +41,20 @@ _CONFIGURABLE_METADATA = (
     "run_id",
     "assistant_id",
     "graph_id",
+)
+# metadata keys LangGraph leaves out of "tasks" payloads
+_EXCLUDED_METADATA = frozenset(
+    (
+        "thread_id",
+        "checkpoint_id",
+        "checkpoint_ns",
+        "checkpoint_map",
+        "langgraph_step",
+        "langgraph_node",
+        "langgraph_triggers",
+        "langgraph_path",
+        "langgraph_checkpoint_ns",
+    )
 )
 
 
@@ -197,19 +211,33 @@ class RunLoop:
         task_id = str(uuid.uuid4())
         namespace = (*self.namespace, f"{name}:{task_id}")
         run_config = self.run.config
-        metadata = {
-            **run_config.get("metadata", {}),
-            "langgraph_step": self.step,
-            "langgraph_node": name,
-            "langgraph_triggers": triggers,
-            "langgraph_path": path,
-            "langgraph_checkpoint_ns": "|".join(namespace),
-        }
+        configurable = run_config.get("configurable", {})
+        # the key order is LangGraph's: user (and inherited) metadata, the configurable keys
+        # LangGraph propagates, the subgraph's checkpoint_ns, langgraph_*, node metadata
+        metadata = dict(run_config.get("metadata", {}))
+        for key in _CONFIGURABLE_METADATA:
+            if key not in metadata and configurable.get(key):
+                metadata[key] = configurable[key]
+        parent = self.run.parent_task
+        if parent is not None and "checkpoint_ns" not in metadata:
+            # the calling task's namespace: without the numbered segment of a repeated call
+            metadata["checkpoint_ns"] = parent.checkpoint_ns
+        metadata.update(
+            langgraph_step=self.step,
+            langgraph_node=name,
+            langgraph_triggers=triggers,
+            langgraph_path=path,
+            langgraph_checkpoint_ns="|".join(namespace),
+        )
+        node = self.topology.nodes[name]
+        if node.metadata:
+            metadata.update(node.metadata)
         config = {
             **run_config,
             "metadata": metadata,
             "tags": list(run_config.get("tags", [])),
-            "configurable": dict(run_config.get("configurable", {})),
+            # the task id marks a config handed to nested graph calls as a task's config
+            "configurable": {**configurable, TASK_ID_KEY: task_id},
         }
         return Task(
             id=task_id,
@@ -217,7 +245,7 @@ class RunLoop:
             path=path,
             input=input,
             triggers=triggers,
-            node=self.topology.nodes[name],
+            node=node,
             step=self.step,
             namespace=namespace,
             graph_name=self.topology.name,
@@ -225,16 +253,11 @@ class RunLoop:
         )
 
     def _task_metadata(self, task: Task) -> dict[str, Any]:
-        config = self.run.config
-        metadata: dict[str, Any] = dict(config.get("metadata", {}))
-        configurable = config.get("configurable", {})
-        for key in _CONFIGURABLE_METADATA:
-            if key in configurable:
-                metadata.setdefault(key, configurable[key])
-        if task.node.metadata:
-            metadata.update(task.node.metadata)
-        if config.get("tags"):
-            metadata["tags"] = list(config["tags"])
+        # LangGraph forwards only user-meaningful metadata: its own bookkeeping keys are
+        # redundant with the payload's fields and namespace
+        metadata = {k: v for k, v in task.config["metadata"].items() if k not in _EXCLUDED_METADATA}
+        if task.config.get("tags"):
+            metadata["tags"] = list(task.config["tags"])
         return metadata
 
     # --- run ------------------------------------------------------------------------------

@@ -50,6 +50,13 @@ class OTLPJsonFile:
             os.makedirs(folder, exist_ok=True)
         self._lock = threading.Lock()
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed on shutdown
+        self._users = 0
+
+    def acquire(self) -> OTLPJsonFile:
+        """Register one more exporter writing here; the file closes when the last one shuts down."""
+        with self._lock:
+            self._users += 1
+        return self
 
     def write(self, message: Any) -> None:
         """Append one export request as a JSON line."""
@@ -62,9 +69,11 @@ class OTLPJsonFile:
             self._file.flush()
 
     def close(self) -> None:
-        """Close the file; later writes are dropped."""
+        """Release one exporter's use; the last one closes the file (later writes are dropped)."""
         with self._lock:
-            self._file.close()
+            self._users -= 1
+            if self._users <= 0:
+                self._file.close()
 
 
 class OTLPJsonFileSpanExporter(SpanExporter):
@@ -72,7 +81,7 @@ class OTLPJsonFileSpanExporter(SpanExporter):
 
     def __init__(self, file: OTLPJsonFile) -> None:
         """Export into ``file``."""
-        self._file = file
+        self._file = file.acquire()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Append the spans as one ``resourceSpans`` line."""
@@ -92,7 +101,7 @@ class OTLPJsonFileLogExporter(LogRecordExporter):
 
     def __init__(self, file: OTLPJsonFile) -> None:
         """Export into ``file``."""
-        self._file = file
+        self._file = file.acquire()
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Append the records as one ``resourceLogs`` line."""
