@@ -41,7 +41,10 @@ def fetch(state: State) -> dict[str, Any]:
 
 def fan_out(state: State) -> list[Send]:
     size = len(state["records"]) // BATCHES
-    return [Send("enrich", {"batch": i, "items": state["records"][i * size : (i + 1) * size]}) for i in range(BATCHES)]
+    return [
+        Send("enrich", {"batch": i, "items": state["records"][i * size : (i + 1) * size]})
+        for i in range(BATCHES)
+    ]
 
 
 def enrich(task: dict[str, Any]) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 import otelstream
 from otelstream import END, START, Send, StateGraph, get_stream_writer
+from otelstream.consumer.channel import RunChannel
 from otelstream.telemetry import semconv
 from tests.conftest import Telemetry, make_telemetry
 from tests.helpers import rebuild, run_ids, span_summary, stream_records
@@ -355,14 +356,14 @@ def test_a_failure_inside_otelstreams_processor_is_logged_once_and_the_app_carri
     telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("OTELSTREAM_RAISE_INTERNAL", "0")
-    real_put = otelstream.consumer.channel.RunChannel.put
+    real_put = RunChannel.put
 
     def put_failing_on_seq_1(self: Any, seq: int, chunk: Any) -> None:
         if seq == 1:
             raise RuntimeError("processor bug")
         real_put(self, seq, chunk)
 
-    monkeypatch.setattr(otelstream.consumer.channel.RunChannel, "put", put_failing_on_seq_1)
+    monkeypatch.setattr(RunChannel, "put", put_failing_on_seq_1)
     with caplog.at_level(logging.WARNING, logger="otelstream"):
         first = list(_two_step_graph().stream({"log": []}, stream_mode="updates"))
         second = list(_two_step_graph().stream({"log": []}, stream_mode="updates"))
@@ -372,5 +373,8 @@ def test_a_failure_inside_otelstreams_processor_is_logged_once_and_the_app_carri
     assert messages[0] == "otelstream failed while routing a stream record; the application is unaffected"
     assert [m for m in messages if "failed while" in m] == messages[:1]
     assert messages.count(messages[-1]) == 1 and "lost 1 stream chunk(s); the stream has gaps" in messages[-1]
-    assert [(s.attributes or {}).get(semconv.OUTCOME) for s in telemetry.spans.get_finished_spans()
-            if s.name.startswith("invoke_workflow")] == ["completed", "completed"]
+    assert [
+        (s.attributes or {}).get(semconv.OUTCOME)
+        for s in telemetry.spans.get_finished_spans()
+        if s.name.startswith("invoke_workflow")
+    ] == ["completed", "completed"]

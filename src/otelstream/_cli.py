@@ -32,8 +32,7 @@ def _load_graph(spec: str) -> tuple[Any, dict[str, Any]]:
     path = Path(path_text)
     if not path.is_file():
         raise CliError(
-            f"graph file {path_text!r} not found (run from the repository root, or pass "
-            "--graph FILE.py:NAME)"
+            f"graph file {path_text!r} not found (run from the repository root, or pass --graph FILE.py:NAME)"
         )
     module_spec = importlib.util.spec_from_file_location(path.stem, path)
     if module_spec is None or module_spec.loader is None:
@@ -97,9 +96,7 @@ def _demo(args: argparse.Namespace) -> int:
             output.unlink()
         export = otelstream.ExportOptions(file=str(output))
         destination = str(output)
-    otelstream.configure(
-        export=export, service_name=os.environ.get("OTEL_SERVICE_NAME", "otelstream-demo")
-    )
+    otelstream.configure(export=export, service_name=os.environ.get("OTEL_SERVICE_NAME", "otelstream-demo"))
     graph, demo_input = _load_graph(args.graph)
     modes = list(args.stream_mode)
     width = shutil.get_terminal_size((120, 20)).columns - 40
@@ -116,18 +113,25 @@ def _demo(args: argparse.Namespace) -> int:
         print(f"Telemetry sent to {destination}.")
         return 0
     spans, records, traces = _summarise_file(output)
-    print(f"Telemetry written to {destination}: {spans} spans, {records} stream records, trace {', '.join(sorted(traces))}.")
+    trace_ids = ", ".join(sorted(traces))
+    print(f"Telemetry written to {destination}: {spans} spans, {records} stream records, trace {trace_ids}.")
     print("It is OTLP-JSON, the OpenTelemetry Collector file exporter's format. To send the same run to a")
     print("collector instead: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 ./scripts/demo.sh")
     return 0
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="otelstream", description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(
+        prog="otelstream", description=__doc__.splitlines()[0] if __doc__ else None
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="stream an example graph; telemetry to a file or OTLP")
-    demo.add_argument("--graph", default=_DEFAULT_GRAPH, help="FILE.py:NAME of a compiled graph (default: %(default)s)")
-    demo.add_argument("--output", default=_DEFAULT_OUTPUT, help="OTLP-JSON file to write (default: %(default)s)")
+    demo.add_argument(
+        "--graph", default=_DEFAULT_GRAPH, help="FILE.py:NAME of a compiled graph (default: %(default)s)"
+    )
+    demo.add_argument(
+        "--output", default=_DEFAULT_OUTPUT, help="OTLP-JSON file to write (default: %(default)s)"
+    )
     demo.add_argument(
         "--stream-mode",
         nargs="+",

@@ -22,10 +22,10 @@ from typing import Any
 
 from opentelemetry import _logs, trace
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor
+from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter
 from otelstream.telemetry import semconv
@@ -80,7 +80,7 @@ _settings = _Settings()
 _router = StreamRouter()
 _processor = StreamLogRecordProcessor(_router)
 _attached: weakref.WeakSet[LoggerProvider] = weakref.WeakSet()
-_private: dict[str, Any] = {}
+_private: dict[str, Any] = {}  # "export": (TracerProvider, LoggerProvider), "stream": LoggerProvider
 # the last resolved pipeline, kept with its providers (not their ids, which get reused)
 _last: list[tuple[Any, Any, Pipeline]] = []
 
@@ -103,21 +103,20 @@ def _otlp_wanted(options: ExportOptions) -> bool:
     )
 
 
-def _otlp_exporters() -> tuple[Any, Any]:
+def _otlp_exporters() -> tuple[SpanExporter, LogRecordExporter]:
     protocol = os.environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf")
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
     )
     if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http._log_exporter import (  # type: ignore[assignment]
-            OTLPLogExporter,
-        )
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (  # type: ignore[assignment]
-            OTLPSpanExporter,
-        )
-    return OTLPSpanExporter(), OTLPLogExporter()
+        from opentelemetry.exporter.otlp.proto.grpc import _log_exporter as grpc_logs
+        from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_traces
+
+        return grpc_traces.OTLPSpanExporter(), grpc_logs.OTLPLogExporter()
+    from opentelemetry.exporter.otlp.proto.http import _log_exporter as http_logs
+    from opentelemetry.exporter.otlp.proto.http import trace_exporter as http_traces
+
+    return http_traces.OTLPSpanExporter(), http_logs.OTLPLogExporter()
 
 
 def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
@@ -142,7 +141,7 @@ def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
             logger_provider.add_log_record_processor(log_processor)
         providers = (tracer_provider, logger_provider)
         _private["export"] = providers
-    return providers  # type: ignore[no-any-return]
+    return providers
 
 
 def _stream_only_provider() -> LoggerProvider:
@@ -151,7 +150,7 @@ def _stream_only_provider() -> LoggerProvider:
         provider = LoggerProvider(resource=Resource.create({}))
         provider.add_log_record_processor(_processor)
         _private["stream"] = provider
-    return provider  # type: ignore[no-any-return]
+    return provider
 
 
 def current_pipeline() -> Pipeline:
@@ -192,8 +191,10 @@ def configure(
     additional_span_processors: Sequence[SpanProcessor] = (),
     additional_log_record_processors: Sequence[LogRecordProcessor] = (),
 ) -> None:
-    """Set where otelstream's telemetry goes. Optional: without it otelstream uses the
-    application's global SDK providers, or private ones that export nowhere.
+    """Set where otelstream's telemetry goes.
+
+    Optional: without it otelstream uses the application's global SDK providers, or private
+    ones that export nowhere. Calling it again replaces the previous settings.
 
     Args:
         tracer_provider: Emit spans through this provider instead of the global one.

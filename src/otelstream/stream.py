@@ -137,7 +137,7 @@ class Driver:
         stream_mode: Any = None,
         subgraphs: bool = False,
         version: str = "v1",
-        **_: Any,
+        **_langgraph_only: Any,
     ) -> Iterator[Any]:
         """Validate the arguments now, then return the generator that runs the graph.
 
@@ -206,7 +206,7 @@ class Driver:
         stream_mode: Any = None,
         subgraphs: bool = False,
         version: str = "v1",
-        **_: Any,
+        **_langgraph_only: Any,
     ) -> AsyncIterator[Any]:
         """Async version of :meth:`stream`."""
         parent = current_task_context()

@@ -1,6 +1,6 @@
 """The per-run queue between otelstream's processors and one ``stream()`` iterator.
 
-Processors ``put`` chunks from whatever thread emitted them; the iterator ``drain``\\ s
+Processors ``put`` chunks from whatever thread emitted them; the iterator drains
 them on its own thread. Chunks leave in sequence-number order: two nodes running in
 parallel may get their numbers in one order and reach the processor in the other, and
 replay from a backend sorts by sequence number, so the live stream must too.

@@ -66,6 +66,7 @@ def make_formatter(
 ) -> Callable[[Chunk], Any]:
     """Return the function that turns a received chunk into what the iterator yields."""
     if version == "v2":
+
         def v2(chunk: Chunk) -> Any:
             if chunk.mode == "values":
                 data = chunk.payload

@@ -30,7 +30,7 @@ def reraise_internal_errors() -> bool:
     return os.environ.get("OTELSTREAM_RAISE_INTERNAL", "") == "1"
 
 
-class handle_internal_errors:  # noqa: N801 - used as a decorator and context manager
+class handle_internal_errors:
     """Swallow and log (once per place) an exception raised by otelstream's own code.
 
     Example:

@@ -36,6 +36,7 @@ import enum
 import json
 import math
 import sys
+import typing
 import uuid
 from typing import Any
 
@@ -100,7 +101,7 @@ class _Encoder:
         if kind is float:
             return obj if math.isfinite(obj) else {_TAG: "float", "v": repr(obj)}
         if depth > MAX_DEPTH:
-            return self.unencodable(obj, "nested deeper than %d levels" % MAX_DEPTH)
+            return self.unencodable(obj, f"nested deeper than {MAX_DEPTH} levels")
         if kind in (dict, list, tuple, set, frozenset) or isinstance(obj, (dict, list, tuple)):
             key = id(obj)
             if key in self.stack:
@@ -239,7 +240,7 @@ def _decode_tagged(tag: Any, raw: dict[str, Any], depth: int) -> Any:
         if tag == "model" and hasattr(cls, "model_validate"):
             return cls.model_validate(fields)
         if tag == "dataclass" and dataclasses.is_dataclass(cls):
-            return cls(**fields)
+            return typing.cast(Any, cls)(**fields)
         return fields
     if tag == "enum":
         value = _decode(raw["v"], depth)

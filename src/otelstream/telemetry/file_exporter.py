@@ -49,7 +49,7 @@ class OTLPJsonFile:
         if folder:
             os.makedirs(folder, exist_ok=True)
         self._lock = threading.Lock()
-        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - closed on shutdown
+        self._file = open(self.path, "a", encoding="utf-8")
         self._users = 0
 
     def acquire(self) -> OTLPJsonFile:
