@@ -43,6 +43,26 @@ def rebuild(logs: Sequence[ReadableLogRecord], run_id: str | None = None) -> lis
     return out
 
 
+def rebuild_from_spans_and_logs(
+    spans: Sequence[ReadableSpan], logs: Sequence[ReadableLogRecord]
+) -> list[tuple[Any, ...]]:
+    """Rebuild one run's ``(namespace, mode, payload)`` chunks from span events and log records."""
+    carried: list[tuple[str, dict[str, Any]]] = [
+        (event.name, dict(event.attributes or {}))
+        for span in spans
+        for event in span.events
+        if event.name.startswith(semconv.EVENT_PREFIX)
+    ]
+    carried += [(r.log_record.event_name or "", _attrs(r)) for r in stream_records(logs)]
+    carried.sort(key=lambda item: int(item[1][semconv.SEQ]))
+    out = []
+    for name, attrs in carried:
+        ns = str(attrs[semconv.NAMESPACE])
+        mode = name[len(semconv.EVENT_PREFIX) :]
+        out.append((tuple(ns.split("|")) if ns else (), mode, decode(str(attrs[semconv.PAYLOAD]))))
+    return out
+
+
 def run_ids(logs: Sequence[ReadableLogRecord]) -> list[str]:
     """The run ids of the exported stream records, in order of first appearance."""
     seen: dict[str, None] = {}

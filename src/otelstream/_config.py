@@ -27,7 +27,10 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from otelstream.consumer.output import InvalidStreamArgumentError
 from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter
+from otelstream.consumer.span_events import install_span_event_hook
+from otelstream.engine.types import STREAM_MODES
 from otelstream.telemetry import semconv
 from otelstream.telemetry.emit import Pipeline
 from otelstream.telemetry.file_exporter import (
@@ -38,6 +41,8 @@ from otelstream.telemetry.file_exporter import (
 
 __all__ = ["ExportOptions", "configure", "current_pipeline", "router", "shutdown"]
 
+ENV_SPAN_EVENT_MODES = "OTELSTREAM_SPAN_EVENT_MODES"
+"""Comma-separated stream modes carried as span events instead of log records."""
 ENV_MAX_PAYLOAD_BYTES = "OTELSTREAM_MAX_PAYLOAD_BYTES"
 """Cap on the JSON payload written into telemetry (default 65536); the stream is never capped."""
 _DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
@@ -71,6 +76,7 @@ class _Settings:
     export: ExportOptions = dataclasses.field(default_factory=ExportOptions)
     service_name: str | None = None
     max_payload_bytes: int = _DEFAULT_MAX_PAYLOAD_BYTES
+    span_event_modes: frozenset[str] = frozenset()
     span_processors: tuple[SpanProcessor, ...] = ()
     log_record_processors: tuple[LogRecordProcessor, ...] = ()
 
@@ -176,7 +182,10 @@ def current_pipeline() -> Pipeline:
             export_logger=logger_provider.get_logger(semconv.INSTRUMENTATION_SCOPE, _version()),
             stream_logger=_stream_only_provider().get_logger(semconv.INSTRUMENTATION_SCOPE, _version()),
             max_payload_bytes=_settings.max_payload_bytes,
+            span_event_modes=_settings.span_event_modes,
         )
+        if pipeline.span_event_modes:
+            install_span_event_hook(_router)
         _last[:] = [(tracer_provider, logger_provider, pipeline)]
         return pipeline
 
@@ -188,6 +197,7 @@ def configure(
     export: ExportOptions | None = None,
     service_name: str | None = None,
     max_payload_bytes: int | None = None,
+    span_event_modes: Sequence[str] | None = None,
     additional_span_processors: Sequence[SpanProcessor] = (),
     additional_log_record_processors: Sequence[LogRecordProcessor] = (),
 ) -> None:
@@ -206,12 +216,25 @@ def configure(
             marked ``otelstream.payload.truncated`` with ``otelstream.payload.size``.
             The in-process stream is never cut. Default 65536 or
             ``OTELSTREAM_MAX_PAYLOAD_BYTES``.
+        span_event_modes: Stream modes whose chunks are recorded as span events on the span
+            they belong to, instead of log records (default: none, or
+            ``OTELSTREAM_SPAN_EVENT_MODES``, e.g. ``"updates,custom"``). For trace-only
+            backends such as Jaeger; see ``docs/telemetry.md`` for the trade-offs.
         additional_span_processors: Added to otelstream's private tracer provider.
         additional_log_record_processors: Added to otelstream's private logger provider.
 
     Raises:
-        ValueError: ``max_payload_bytes`` is not positive.
+        ValueError: ``max_payload_bytes`` is not positive, or a span event mode is unknown.
     """
+    if span_event_modes is None:
+        span_event_modes = [
+            m.strip() for m in os.environ.get(ENV_SPAN_EVENT_MODES, "").split(",") if m.strip()
+        ]
+    unknown = sorted(set(span_event_modes) - STREAM_MODES)
+    if unknown:
+        raise InvalidStreamArgumentError(
+            f"Unknown span_event_modes {unknown}; expected modes among {sorted(STREAM_MODES)}"
+        )
     if max_payload_bytes is None:
         max_payload_bytes = int(os.environ.get(ENV_MAX_PAYLOAD_BYTES, _DEFAULT_MAX_PAYLOAD_BYTES))
     if max_payload_bytes <= 0:
@@ -223,6 +246,7 @@ def configure(
         _settings.export = export or ExportOptions()
         _settings.service_name = service_name
         _settings.max_payload_bytes = max_payload_bytes
+        _settings.span_event_modes = frozenset(span_event_modes)
         _settings.span_processors = tuple(additional_span_processors)
         _settings.log_record_processors = tuple(additional_log_record_processors)
 

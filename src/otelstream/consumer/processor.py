@@ -18,10 +18,12 @@ from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import decode
 
-__all__ = ["StreamLogRecordProcessor", "StreamRouter"]
+__all__ = ["MISSING", "StreamLogRecordProcessor", "StreamRouter", "route"]
 
 _PREFIX_LEN = len(semconv.EVENT_PREFIX)
 _MISSING: Any = object()
+MISSING = _MISSING
+"""Marks a record that carries no Python payload object."""
 
 
 class StreamRouter:
@@ -52,6 +54,30 @@ class StreamRouter:
         return len(self._channels)
 
 
+def route(router: StreamRouter, name: str, attributes: Any, payload: Any = _MISSING) -> None:
+    """Put the chunk a record or span event named ``name`` carries into its run's channel.
+
+    ``payload`` is the chunk's Python object when it travelled with the record; otherwise
+    the JSON ``otelstream.payload`` attribute is decoded. Anything that is not a chunk of a
+    run with a waiting consumer is ignored.
+    """
+    if attributes is None:
+        return
+    channel = router.get(attributes.get(semconv.RUN_ID))
+    if channel is None:
+        return
+    seq = attributes.get(semconv.SEQ)
+    if not isinstance(seq, int):
+        return
+    if payload is _MISSING:
+        payload = decode(str(attributes.get(semconv.PAYLOAD)))
+    namespace = attributes.get(semconv.NAMESPACE) or ""
+    channel.put(
+        seq,
+        Chunk(tuple(str(namespace).split("|")) if namespace else (), name[_PREFIX_LEN:], payload),
+    )
+
+
 class StreamLogRecordProcessor(LogRecordProcessor):
     """Feeds ``stream()`` iterators from ``otelstream.<mode>`` log records.
 
@@ -71,30 +97,11 @@ class StreamLogRecordProcessor(LogRecordProcessor):
             name = record.event_name
             if not name or not name.startswith(semconv.EVENT_PREFIX):
                 return
-            attributes = record.attributes
-            if attributes is None:
-                return
-            channel = self._router.get(attributes.get(semconv.RUN_ID))
-            if channel is None:
-                return
-            seq = attributes.get(semconv.SEQ)
-            if not isinstance(seq, int):
-                return
             payload = getattr(record, "otelstream_payload", _MISSING)
-            if payload is _MISSING:
-                payload = decode(str(attributes.get(semconv.PAYLOAD)))
-            else:
+            if payload is not _MISSING:
                 # the exporters do not need the object: let it go once handed over
                 record.otelstream_payload = None  # type: ignore[attr-defined]
-            namespace = attributes.get(semconv.NAMESPACE) or ""
-            channel.put(
-                seq,
-                Chunk(
-                    tuple(str(namespace).split("|")) if namespace else (),
-                    name[_PREFIX_LEN:],
-                    payload,
-                ),
-            )
+            route(self._router, name, record.attributes, payload)
 
     def shutdown(self) -> None:
         """Nothing to release: channels close with their runs."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -60,6 +61,7 @@ class Pipeline:
     export_logger: Logger
     stream_logger: Logger
     max_payload_bytes: int
+    span_event_modes: frozenset[str] = frozenset()
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -98,6 +100,32 @@ class StreamTarget:
 class _Handle:
     span: Span
     context: otel_context.Context
+    sampled: bool
+    # span events recorded so far, and how many the span keeps before evicting the oldest
+    events: int = 0
+    event_limit: int = 0
+
+
+def _new_handle(span: Span, parent_context: otel_context.Context | None) -> _Handle:
+    limits = getattr(span, "_limits", None)  # the SDK keeps a span's SpanLimits privately
+    return _Handle(
+        span=span,
+        context=trace.set_span_in_context(span, parent_context),
+        sampled=span.get_span_context().trace_flags.sampled and span.is_recording(),
+        event_limit=int(getattr(limits, "max_events", None) or 128),
+    )
+
+
+NO_PAYLOAD: Any = object()
+"""What :func:`take_span_event_payload` returns when no chunk object is waiting."""
+_span_event_payload = threading.local()
+
+
+def take_span_event_payload() -> Any:
+    """Return (and forget) the chunk object of the span event being added on this thread."""
+    payload = getattr(_span_event_payload, "value", NO_PAYLOAD)
+    _span_event_payload.value = NO_PAYLOAD
+    return payload
 
 
 def _no_write(_: Any) -> None:
@@ -169,12 +197,30 @@ class TelemetryObserver:
             attributes[semconv.PAYLOAD_SIZE] = len(payload_json)
         else:
             attributes[semconv.PAYLOAD] = payload_json
+        timestamp = time.time_ns()
+        name = semconv.event_name(event.mode)
+        if (
+            event.mode in self.pipeline.span_event_modes
+            and handle is not None
+            and handle.sampled
+            and handle.events < handle.event_limit
+        ):
+            # the span-event carrier; past the span's event limit the SDK would evict the
+            # oldest events, so the rest of this span's chunks travel as log records
+            handle.events += 1
+            _span_event_payload.value = event.payload
+            try:
+                handle.span.add_event(name, attributes, timestamp)
+            finally:
+                _span_event_payload.value = NO_PAYLOAD
+            target.emitted += 1
+            return
         record = StreamRecord(
-            timestamp=time.time_ns(),
+            timestamp=timestamp,
             context=handle.context if handle is not None else None,
             severity_number=SeverityNumber.INFO,
             attributes=attributes,
-            event_name=semconv.event_name(event.mode),
+            event_name=name,
         )
         record.otelstream_payload = event.payload
         logger = target.logger or self.pipeline.export_logger
@@ -217,8 +263,8 @@ class TelemetryObserver:
                 kind=SpanKind.INTERNAL,
                 attributes=attributes,
             )
-            run.handle = _Handle(span, trace.set_span_in_context(span, parent_context))
-            sampled = span.get_span_context().trace_flags.sampled
+            run.handle = _new_handle(span, parent_context)
+            sampled = run.handle.sampled
             for target in own:
                 # a run the application's sampler dropped still streams, through the
                 # private provider that exports nothing
@@ -271,7 +317,7 @@ class TelemetryObserver:
                         semconv.NAMESPACE: task.checkpoint_ns,
                     },
                 )
-                task.handle = _Handle(span, trace.set_span_in_context(span, parent_context))
+                task.handle = _new_handle(span, parent_context)
             token = otel_context.attach(task.handle.context)
         try:
             yield

@@ -1,0 +1,680 @@
+"""Differential tests: scheduling (Send, Command, joins, branches, loops), reducers, errors.
+
+Parallel nodes are made deterministic by sleeping distinct amounts (noted at each graph),
+so "updates" arrive in a known completion order on both engines.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import time
+from typing import Annotated, Any, TypedDict
+
+import pydantic
+import pytest
+from langchain_core.runnables import RunnableConfig
+
+import otelstream
+from tests.differential import OTEL, Lib, assert_same, assert_same_invoke, run
+
+MODES = ["values", "updates", "custom", "tasks"]
+
+
+class State(TypedDict):
+    x: int
+    log: Annotated[list[str], operator.add]
+
+
+def _keep_order(current: list[str], new: list[str] | str) -> list[str]:
+    """A custom reducer that also accepts a bare string."""
+    return [*current, *([new] if isinstance(new, str) else new)]
+
+
+class ReducedState(TypedDict):
+    items: Annotated[list[Any], operator.add]
+    order: Annotated[list[str], _keep_order]
+    last: str
+
+
+# --- Send ----------------------------------------------------------------------------------
+
+
+def map_reduce(lib: Lib) -> Any:
+    """START -> plan --Send x3--> work -> summarize.
+
+    Deterministic: work(i) sleeps (3 - i) * 30 ms, so completion order is the reverse of
+    Send order while the reducer folds in Send order.
+    """
+
+    def plan(state: ReducedState) -> dict[str, Any]:
+        return {"order": "plan"}
+
+    def fan(state: ReducedState) -> list[Any]:
+        return [lib.Send("work", {"i": i}) for i in range(3)]
+
+    def work(packet: dict[str, Any]) -> dict[str, Any]:
+        time.sleep((3 - packet["i"]) * 0.03)
+        lib.get_stream_writer()({"work": packet["i"]})
+        return {"items": [packet["i"] * 10], "order": f"work{packet['i']}"}
+
+    def summarize(state: ReducedState) -> dict[str, Any]:
+        return {"last": ",".join(map(str, state["items"]))}
+
+    graph = lib.StateGraph(ReducedState)
+    graph.add_node("plan", plan)
+    graph.add_node("work", work)
+    graph.add_node("summarize", summarize)
+    graph.add_edge(lib.START, "plan")
+    graph.add_conditional_edges("plan", fan, ["work"])
+    graph.add_edge("work", "summarize")
+    return graph.compile()
+
+
+@pytest.mark.parametrize("mode", [MODES, "debug"])
+def test_send_map_reduce(mode: Any) -> None:
+    chunks, _ = assert_same(map_reduce, {"items": []}, stream_mode=mode)
+    if mode == MODES:
+        assert chunks[-1] == ("values", {"items": [0, 10, 20], "order": ["plan", "work0", "work1", "work2"], "last": "0,10,20"})
+
+
+def test_send_and_pull_tasks_in_one_step() -> None:
+    """Push tasks start first (Send order) but reduce after pull tasks (name order).
+
+    Deterministic: every node sleeps a distinct amount (z slowest, Send(1) fastest).
+    """
+
+    def build(lib: Lib) -> Any:
+        def route(state: ReducedState) -> list[Any]:
+            return [lib.Send("w", 2), "z", lib.Send("w", 1), "a"]
+
+        def w(n: int) -> dict[str, Any]:
+            time.sleep(n * 0.02)
+            return {"order": f"w{n}"}
+
+        def z(state: ReducedState) -> dict[str, Any]:
+            time.sleep(0.08)
+            return {"order": "z"}
+
+        def a(state: ReducedState) -> dict[str, Any]:
+            time.sleep(0.06)
+            return {"order": "a"}
+
+        graph = lib.StateGraph(ReducedState)
+        graph.add_node("w", w)
+        graph.add_node("z", z)
+        graph.add_node("a", a)
+        graph.add_conditional_edges(lib.START, route)
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"order": []}, stream_mode=["updates", "values", "tasks"])
+    assert chunks[-1] == ("values", {"items": [], "order": ["a", "z", "w2", "w1"]})
+
+
+# --- Command -------------------------------------------------------------------------------
+
+
+def test_command_goto_and_update() -> None:
+    def build(lib: Lib) -> Any:
+        def start(state: State) -> Any:
+            return lib.Command(goto="b", update={"x": state["x"] + 1, "log": ["start"]})
+
+        def b(state: State) -> Any:
+            return lib.Command(goto=["c", "d"], update={"log": ["b"]})
+
+        def c(state: State) -> dict[str, Any]:
+            return {"log": ["c"]}
+
+        def d(state: State) -> Any:
+            time.sleep(0.03)  # deterministic: c finishes first
+            return lib.Command(goto=lib.END, update={"log": ["d"]})
+
+        graph = lib.StateGraph(State)
+        graph.add_node("start", start, destinations=("b",))
+        graph.add_node("b", b, destinations=("c", "d"))
+        graph.add_node("c", c)
+        graph.add_node("d", d)
+        graph.add_edge(lib.START, "start")
+        return graph.compile()
+
+    for mode in (MODES, "debug"):
+        assert_same(build, {"x": 0}, stream_mode=mode)
+
+
+def test_command_with_send_goto() -> None:
+    def build(lib: Lib) -> Any:
+        def start(state: State) -> Any:
+            return lib.Command(goto=[lib.Send("w", {"n": 1}), lib.Send("w", {"n": 2})], update={"x": 1})
+
+        def w(packet: dict[str, Any]) -> Any:
+            time.sleep(packet["n"] * 0.02)  # deterministic: Send order = completion order
+            return lib.Command(update={"log": [f"w{packet['n']}"]}, goto=lib.Send("fin", packet["n"]))
+
+        def fin(n: int) -> dict[str, Any]:
+            return {"log": [f"fin{n}"]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("start", start)
+        graph.add_node("w", w)
+        graph.add_node("fin", fin)
+        graph.add_edge(lib.START, "start")
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"x": 0}, stream_mode=[*MODES, "debug"])
+    assert chunks[-1] == ("values", {"x": 1, "log": ["w1", "w2", "fin1", "fin2"]})
+
+
+def test_list_of_commands_writing_one_key_twice() -> None:
+    def build(lib: Lib) -> Any:
+        def multi(state: ReducedState) -> Any:
+            return [lib.Command(update={"items": [10]}), lib.Command(update={"items": [20], "last": "multi"})]
+
+        graph = lib.StateGraph(ReducedState)
+        graph.add_node("multi", multi)
+        graph.add_edge(lib.START, "multi")
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"items": []}, stream_mode=[*MODES, "debug"])
+    assert ("updates", {"multi": [{"items": [10]}, {"items": [20]}, {"last": "multi"}]}) in chunks
+
+
+def test_command_as_input_update() -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"log": ["a"]})
+        graph.add_edge(lib.START, "a")
+        return graph.compile()
+
+    lib_result = run(OTEL, build, None)
+    assert type(lib_result.error).__name__ == "EmptyInputError"
+
+
+# --- reducers ------------------------------------------------------------------------------
+
+
+def test_reducers_in_parallel_step_apply_in_name_order() -> None:
+    """Deterministic: c finishes first, then b, then a; the reducers still fold a, b, c."""
+
+    def build(lib: Lib) -> Any:
+        def node(name: str, delay: float) -> Any:
+            def run_node(state: ReducedState) -> dict[str, Any]:
+                time.sleep(delay)
+                return {"order": name, "items": [name]}
+
+            return run_node
+
+        graph = lib.StateGraph(ReducedState)
+        for name, delay in (("c", 0.0), ("a", 0.08), ("b", 0.04)):
+            graph.add_node(name, node(name, delay))
+            graph.add_edge(lib.START, name)
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"items": ["in"], "order": "in"}, stream_mode=MODES)
+    assert [c for m, c in chunks if m == "updates"] == [
+        {"c": {"order": "c", "items": ["c"]}},
+        {"b": {"order": "b", "items": ["b"]}},
+        {"a": {"order": "a", "items": ["a"]}},
+    ]
+    assert chunks[-1] == ("values", {"items": ["in", "a", "b", "c"], "order": ["in", "a", "b", "c"]})
+
+
+def test_join_edge() -> None:
+    """START -> (a, b) -> c waits for both; b sleeps so a finishes first."""
+
+    def build(lib: Lib) -> Any:
+        def a(state: State) -> dict[str, Any]:
+            return {"log": ["a"]}
+
+        def b(state: State) -> dict[str, Any]:
+            time.sleep(0.03)
+            return {"log": ["b"]}
+
+        def a2(state: State) -> dict[str, Any]:
+            return {"log": ["a2"]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("a", a)
+        graph.add_node("a2", a2)
+        graph.add_node("b", b)
+        graph.add_node("c", lambda state: {"x": len(state["log"])})
+        graph.add_edge(lib.START, "a")
+        graph.add_edge(lib.START, "b")
+        graph.add_edge("a", "a2")
+        graph.add_edge(["a2", "b"], "c")
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"x": 0}, stream_mode=[*MODES, "debug"])
+    assert chunks[-1] == ("values", {"x": 3, "log": ["a", "b", "a2"]})
+
+
+# --- conditional edges and loops -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path_map", ["dict", "list", "none"])
+def test_conditional_edges(path_map: str) -> None:
+    def build(lib: Lib) -> Any:
+        def route(state: State) -> Any:
+            if path_map == "dict":
+                return "big" if state["x"] > 1 else "small"
+            return ["high", "low"] if state["x"] > 1 else lib.END
+
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"x": state["x"] + 1, "log": ["a"]})
+        graph.add_node("high", lambda state: {"log": ["high"]})
+        graph.add_node("low", lambda state: {"log": ["low"]})
+        graph.add_edge(lib.START, "a")
+        if path_map == "dict":
+            graph.add_conditional_edges("a", route, {"big": "high", "small": lib.END})
+        elif path_map == "list":
+            graph.add_conditional_edges("a", route, ["high", "low", lib.END])
+        else:
+            graph.add_conditional_edges("a", route)
+        return graph.compile()
+
+    for x in (0, 5):
+        chunks, _ = assert_same(build, {"x": x}, stream_mode=MODES)
+        assert len([c for m, c in chunks if m == "updates"]) == (1 if x == 0 else (2 if path_map == "dict" else 3))
+
+
+def test_conditional_entry_point_and_branch_sees_own_writes() -> None:
+    def build(lib: Lib) -> Any:
+        def route(state: State) -> str:
+            # the branch after "inc" sees inc's write but not its sibling's
+            return "done" if state["x"] >= 1 else "inc"
+
+        graph = lib.StateGraph(State)
+        graph.add_node("inc", lambda state: {"x": state["x"] + 1})
+        graph.add_node("side", lambda state: {"log": ["side"]})
+        graph.add_node("done", lambda state: {"log": [f"done{state['x']}"]})
+        graph.set_conditional_entry_point(lambda state: ["inc", "side"])
+        graph.add_conditional_edges("inc", route)
+        return graph.compile()
+
+    assert_same(build, {"x": 0}, stream_mode=MODES)
+
+
+def counter_loop(lib: Lib) -> Any:
+    """inc loops back to itself until x reaches 3 (or forever when ``x`` starts negative)."""
+
+    def inc(state: State) -> dict[str, Any]:
+        lib.get_stream_writer()(state["x"])
+        return {"x": state["x"] + 1 if state["x"] >= 0 else state["x"], "log": ["inc"]}
+
+    def route(state: State) -> str:
+        return "inc" if state["x"] < 3 else lib.END
+
+    graph = lib.StateGraph(State)
+    graph.add_node("inc", inc)
+    graph.add_edge(lib.START, "inc")
+    graph.add_conditional_edges("inc", route)
+    return graph.compile()
+
+
+def test_loop() -> None:
+    chunks, _ = assert_same(counter_loop, {"x": 0}, stream_mode=[*MODES, "debug"])
+    assert chunks[-1] == ("values", {"x": 3, "log": ["inc", "inc", "inc"]})
+
+
+@pytest.mark.parametrize("mode", [MODES, "updates"])
+def test_recursion_limit(mode: Any) -> None:
+    chunks, error = assert_same(counter_loop, {"x": -1}, config={"recursion_limit": 4}, stream_mode=mode)
+    assert error[1] == "GraphRecursionError"
+    assert len([c for c in chunks if "inc" in str(c) and "updates" in str(c) or mode == "updates"]) == 4
+
+
+def test_recursion_limit_invoke() -> None:
+    _, error = assert_same_invoke(counter_loop, {"x": -1}, config={"recursion_limit": 2})
+    assert error[1] == "GraphRecursionError"
+
+
+# --- node return values --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("returned", [None, {}, {"unknown": 1}, {"x": 1, "unknown": 2}])
+def test_node_return_values(returned: Any) -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("n", lambda state: returned)
+        graph.add_node("after", lambda state: {"log": ["after"]})
+        graph.add_edge(lib.START, "n")
+        graph.add_edge("n", "after")
+        return graph.compile()
+
+    assert_same(build, {"x": 0}, stream_mode=[*MODES, "debug"])
+
+
+@pytest.mark.parametrize("returned", ["a string", 42, ["x"]])
+def test_node_returning_a_non_dict(returned: Any) -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("n", lambda state: returned)
+        graph.add_edge(lib.START, "n")
+        return graph.compile()
+
+    _, error = assert_same(build, {"x": 0}, stream_mode=MODES)
+    assert error[1] == "InvalidUpdateError"
+
+
+def test_rewriting_the_same_value_still_emits_values() -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("same", lambda state: {"x": state["x"]})
+        graph.add_edge(lib.START, "same")
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"x": 7}, stream_mode="values")
+    assert chunks == [{"x": 7, "log": []}, {"x": 7, "log": []}]
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def test_node_raises() -> None:
+    def build(lib: Lib) -> Any:
+        def boom(state: State) -> dict[str, Any]:
+            lib.get_stream_writer()("before boom")
+            raise ValueError("boom!", 42)
+
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"log": ["a"]})
+        graph.add_node("boom", boom)
+        graph.add_edge(lib.START, "a")
+        graph.add_edge("a", "boom")
+        return graph.compile()
+
+    chunks, error = assert_same(build, {"x": 0}, stream_mode=[*MODES, "debug"])
+    assert error[:3] == ("<exception>", "ValueError", ("boom!", 42))
+    assert error[3] == ["During task with name 'boom' and id '<id2>'"]
+
+
+def test_node_raises_in_parallel_step_sibling_completes() -> None:
+    """Sync: the slow sibling (sleeps 50 ms) still finishes and streams before the raise."""
+
+    def build(lib: Lib) -> Any:
+        def boom(state: State) -> dict[str, Any]:
+            raise ConnectionError("down")
+
+        def slow(state: State) -> dict[str, Any]:
+            time.sleep(0.05)
+            lib.get_stream_writer()("slow done")
+            return {"log": ["slow"]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("boom", boom)
+        graph.add_node("slow", slow)
+        graph.add_node("never", lambda state: {"log": ["never"]})
+        graph.add_edge(lib.START, "boom")
+        graph.add_edge(lib.START, "slow")
+        graph.add_edge("slow", "never")
+        return graph.compile()
+
+    chunks, error = assert_same(build, {"x": 0}, stream_mode=MODES)
+    assert error[1] == "ConnectionError"
+    assert ("updates", {"slow": {"log": ["slow"]}}) in chunks
+
+
+def test_two_parallel_writes_to_a_plain_key() -> None:
+    """Deterministic: b sleeps so a's update comes first."""
+
+    def build(lib: Lib) -> Any:
+        def b(state: ReducedState) -> dict[str, Any]:
+            time.sleep(0.03)
+            return {"last": "b"}
+
+        graph = lib.StateGraph(ReducedState)
+        graph.add_node("a", lambda state: {"last": "a"})
+        graph.add_node("b", b)
+        graph.add_edge(lib.START, "a")
+        graph.add_edge(lib.START, "b")
+        return graph.compile()
+
+    chunks, error = assert_same(build, {"items": []}, stream_mode=MODES)
+    assert error[1] == "InvalidUpdateError"
+    assert chunks[-1][0] == "tasks"  # no values chunk after the failed step
+
+
+def test_two_writes_from_one_node_to_a_plain_key() -> None:
+    def build(lib: Lib) -> Any:
+        def multi(state: ReducedState) -> Any:
+            return [lib.Command(update={"last": "one"}), lib.Command(update={"last": "two"})]
+
+        graph = lib.StateGraph(ReducedState)
+        graph.add_node("multi", multi)
+        graph.add_edge(lib.START, "multi")
+        return graph.compile()
+
+    _, error = assert_same(build, {"items": []}, stream_mode=MODES)
+    assert error[1] == "InvalidUpdateError"
+
+
+def test_reducer_raising() -> None:
+    def bad_reducer(current: list[str], new: list[str]) -> list[str]:
+        raise TypeError("cannot reduce")
+
+    class BadState(TypedDict):
+        log: Annotated[list[str], bad_reducer]
+
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(BadState)
+        graph.add_node("a", lambda state: {"log": ["a"]})
+        graph.add_edge(lib.START, "a")
+        return graph.compile()
+
+    _, error = assert_same(build, {"log": ["in"]}, stream_mode=MODES)
+    assert error[1] == "TypeError"
+
+
+def test_retry_policy() -> None:
+    def build(lib: Lib) -> Any:
+        attempts = {"n": 0}
+
+        def flaky(state: State) -> dict[str, Any]:
+            attempts["n"] += 1
+            lib.get_stream_writer()(f"attempt {attempts['n']}")
+            if attempts["n"] < 3:
+                raise ConnectionError(f"try {attempts['n']}")
+            return {"log": [f"ok after {attempts['n']}"]}
+
+        policy = lib.RetryPolicy(initial_interval=0.001, jitter=False, max_attempts=3)
+        graph = lib.StateGraph(State)
+        graph.add_node("flaky", flaky, retry_policy=policy)
+        graph.add_edge(lib.START, "flaky")
+        return graph.compile()
+
+    chunks, error = assert_same(build, {"x": 0}, stream_mode=[*MODES, "debug"])
+    assert error is None
+    assert [c for m, c in chunks if m == "custom"] == ["attempt 1", "attempt 2", "attempt 3"]
+
+
+@pytest.mark.parametrize("retry_on", ["default", "exhausted", "class"])
+def test_retry_policy_gives_up(retry_on: str) -> None:
+    def build(lib: Lib) -> Any:
+        attempts = {"n": 0}
+
+        def flaky(state: State) -> dict[str, Any]:
+            attempts["n"] += 1
+            lib.get_stream_writer()(f"attempt {attempts['n']}")
+            if retry_on == "default":
+                raise ValueError("not retried by default")
+            raise KeyError(f"try {attempts['n']}")
+
+        kwargs: dict[str, Any] = {"initial_interval": 0.001, "jitter": False, "max_attempts": 2}
+        if retry_on == "class":
+            kwargs["retry_on"] = KeyError
+        elif retry_on == "exhausted":
+            kwargs["retry_on"] = lambda exc: True
+        graph = lib.StateGraph(State)
+        graph.add_node("flaky", flaky, retry_policy=lib.RetryPolicy(**kwargs))
+        graph.add_edge(lib.START, "flaky")
+        return graph.compile()
+
+    chunks, error = assert_same(build, {"x": 0}, stream_mode=MODES)
+    assert error is not None
+
+
+# --- state schemas -------------------------------------------------------------------------
+
+
+class PydanticState(pydantic.BaseModel):
+    x: int
+    note: str = "default"
+    log: Annotated[list[str], operator.add] = []
+
+
+@dataclasses.dataclass
+class DataclassState:
+    x: int
+    note: str = "default"
+    log: Annotated[list[str], operator.add] = dataclasses.field(default_factory=list)
+
+
+@pytest.mark.parametrize("schema", [PydanticState, DataclassState])
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_model_state(schema: Any, version: str) -> None:
+    def build(lib: Lib) -> Any:
+        def a(state: Any) -> dict[str, Any]:
+            lib.get_stream_writer()({"type": type(state).__name__, "note": state.note})
+            return {"x": state.x + 1, "log": ["a"]}
+
+        def b(state: Any) -> Any:
+            return {"note": f"seen {state.x}"}
+
+        graph = lib.StateGraph(schema)
+        graph.add_node("a", a)
+        graph.add_node("b", b)
+        graph.add_edge(lib.START, "a")
+        graph.add_edge("a", "b")
+        return graph.compile()
+
+    assert_same(build, {"x": 1}, stream_mode=[*MODES, "debug"], version=version)
+    assert_same(build, schema(x=1), stream_mode=MODES, version=version)
+    assert_same_invoke(build, {"x": 1})
+
+
+class InputState(TypedDict):
+    question: str
+
+
+class OutputState(TypedDict):
+    answer: str
+
+
+class OverallState(InputState, OutputState):
+    scratch: str
+
+
+def io_schema(lib: Lib) -> Any:
+    def think(state: InputState) -> dict[str, Any]:
+        return {"scratch": state["question"].upper()}
+
+    def answer(state: OverallState) -> dict[str, Any]:
+        return {"answer": f"{state['scratch']}!"}
+
+    graph = lib.StateGraph(OverallState, input_schema=InputState, output_schema=OutputState)
+    graph.add_node("think", think)
+    graph.add_node("answer", answer)
+    graph.add_edge(lib.START, "think")
+    graph.add_edge("think", "answer")
+    return graph.compile()
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_input_and_output_schema_streams_all_keys(version: str) -> None:
+    chunks, _ = assert_same(io_schema, {"question": "hi", "scratch": "ignored"}, stream_mode=MODES, version=version)
+    if version == "v1":
+        assert chunks[-1] == ("values", {"question": "hi", "answer": "HI!", "scratch": "HI"})
+
+
+def test_input_and_output_schema_invoke_returns_output_keys() -> None:
+    chunks, _ = assert_same_invoke(io_schema, {"question": "hi"})
+    assert chunks == [{"answer": "HI!"}]
+    assert_same_invoke(io_schema, {"question": "hi"}, stream_mode="updates")
+
+
+# --- writer and config injection -----------------------------------------------------------
+
+
+def test_writer_parameter_and_get_stream_writer() -> None:
+    def build(lib: Lib) -> Any:
+        def injected(state: State, writer: StreamWriter) -> dict[str, Any]:
+            writer({"via": "parameter"})
+            writer(None)
+            writer(("a", "tuple"))
+            return {"log": ["injected"]}
+
+        def bare(state: State, writer) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+            writer("bare writer")
+            lib.get_stream_writer()([1, 2])
+            return {"log": ["bare"]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("injected", injected)
+        graph.add_node("bare", bare)
+        graph.add_edge(lib.START, "injected")
+        graph.add_edge("injected", "bare")
+        return graph.compile()
+
+    for mode in (MODES, "custom", "updates"):
+        assert_same(build, {"x": 0}, stream_mode=mode)
+
+
+def test_config_parameter_passed_through() -> None:
+    def build(lib: Lib) -> Any:
+        def node(state: State, config: RunnableConfig) -> dict[str, Any]:
+            lib.get_stream_writer()(
+                {
+                    "configurable": {k: config["configurable"].get(k) for k in ("thread_id", "user_id")},
+                    "tags": config["tags"],
+                    "metadata": config["metadata"],
+                    "recursion_limit": config["recursion_limit"],
+                }
+            )
+            return {"log": ["node"]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("node", node, metadata={"node_meta": 1})
+        graph.add_edge(lib.START, "node")
+        return graph.compile()
+
+    config = {
+        "configurable": {"thread_id": "t-9", "user_id": "u-1"},
+        "tags": ["tag-a"],
+        "metadata": {"session": "s-1"},
+        "recursion_limit": 10,
+    }
+    chunks, _ = assert_same(build, {"x": 0}, config=config, stream_mode=["custom", "tasks"])
+    custom = next(c for m, c in chunks if m == "custom")
+    assert custom["metadata"]["langgraph_checkpoint_ns"] == "node:<id1>"
+
+
+# --- otelstream is stricter than LangGraph here ------------------------------------------------
+
+
+def test_routing_to_unknown_node_raises() -> None:
+    # LangGraph only warns and drops the write; otelstream raises InvalidUpdateError
+    # deliberately, so this checks otelstream alone.
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"log": ["a"]})
+        graph.add_conditional_edges("a", lambda state: "nowhere")
+        graph.add_edge(lib.START, "a")
+        return graph.compile()
+
+    result = run(OTEL, build, {"x": 0}, stream_mode="updates")
+    assert isinstance(result.error, otelstream.InvalidUpdateError)
+    assert result.chunks == [{"a": {"log": ["a"]}}]
+
+
+def test_send_to_unknown_node_raises() -> None:
+    # LangGraph only warns; otelstream raises InvalidUpdateError (checked on otelstream alone)
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: lib.Command(goto=lib.Send("ghost", 1)))
+        graph.add_edge(lib.START, "a")
+        return graph.compile()
+
+    result = run(OTEL, build, {"x": 0}, stream_mode="updates")
+    assert isinstance(result.error, otelstream.InvalidUpdateError)
+
+
+StreamWriter = otelstream.StreamWriter
