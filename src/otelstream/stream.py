@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from opentelemetry import context as otel_context
 
 from otelstream._config import current_pipeline, router
-from otelstream.consumer.channel import RunChannel
+from otelstream.consumer.channel import Chunk, RunChannel
 from otelstream.consumer.output import InvalidStreamArgumentError, make_formatter, normalize_modes
 from otelstream.engine.compiled import CompiledStateGraph, set_stream_driver
 from otelstream.engine.events import Outcome, RunInfo
@@ -38,10 +38,10 @@ _LIVE_MODES = frozenset(("custom", "messages"))
 
 
 def _normalize_config(graph: CompiledStateGraph, config: dict[str, Any] | None) -> dict[str, Any]:
-    bound = getattr(graph, "_bound_config", None)
-    merged: dict[str, Any] = {**(bound or {}), **(config or {})}
     if config is not None and not isinstance(config, dict):
         raise InvalidStreamArgumentError(f"config must be a dict, got {type(config).__name__}")
+    bound = getattr(graph, "_bound_config", None)
+    merged: dict[str, Any] = {**(bound or {}), **(config or {})}
     limit = merged.get("recursion_limit", DEFAULT_RECURSION_LIMIT)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise InvalidStreamArgumentError(f"recursion_limit must be a positive int, got {limit!r}")
@@ -50,6 +50,16 @@ def _normalize_config(graph: CompiledStateGraph, config: dict[str, Any] | None) 
     merged["metadata"] = dict(merged.get("metadata") or {})
     merged["configurable"] = dict(merged.get("configurable") or {})
     return merged
+
+
+def _prepare(
+    graph: CompiledStateGraph, config: Any, stream_mode: Any, subgraphs: bool, version: str
+) -> tuple[list[str], Callable[[Chunk], Any], dict[str, Any]]:
+    # validated when stream()/astream() is called, before anything runs
+    default = "values" if current_task_context() is not None else graph.stream_mode
+    modes = normalize_modes(stream_mode, default)
+    formatter = make_formatter(stream_mode, subgraphs, version, _values_coercer(graph))
+    return modes, formatter, _normalize_config(graph, config)
 
 
 def _outcome_of(error: BaseException) -> Outcome:
@@ -144,11 +154,7 @@ class Driver:
         Raises:
             InvalidStreamArgumentError: an unknown mode or version, or a malformed config.
         """
-        parent = current_task_context()
-        default = "values" if parent is not None else graph.stream_mode
-        modes = normalize_modes(stream_mode, default)
-        formatter = make_formatter(stream_mode, subgraphs, version, _values_coercer(graph))
-        normalized = _normalize_config(graph, config)
+        modes, formatter, normalized = _prepare(graph, config, stream_mode, subgraphs, version)
         return self._stream(graph, input, normalized, modes, bool(subgraphs), formatter)
 
     def _stream(
@@ -158,7 +164,7 @@ class Driver:
         config: dict[str, Any],
         modes: list[str],
         subgraphs: bool,
-        formatter: Any,
+        formatter: Callable[[Chunk], Any],
     ) -> Iterator[Any]:
         waker = ThreadWaker()
         state = _Run(graph, config, modes, subgraphs, waker.notify)
@@ -197,7 +203,7 @@ class Driver:
             runner.close()
             state.close(outcome, error)
 
-    async def astream(
+    def astream(
         self,
         graph: CompiledStateGraph,
         input: Any,
@@ -208,14 +214,21 @@ class Driver:
         version: str = "v1",
         **_langgraph_only: Any,
     ) -> AsyncIterator[Any]:
-        """Async version of :meth:`stream`."""
-        parent = current_task_context()
-        default = "values" if parent is not None else graph.stream_mode
-        modes = normalize_modes(stream_mode, default)
-        formatter = make_formatter(stream_mode, subgraphs, version, _values_coercer(graph))
-        normalized = _normalize_config(graph, config)
+        """Async version of :meth:`stream`; the arguments are validated at the call too."""
+        modes, formatter, normalized = _prepare(graph, config, stream_mode, subgraphs, version)
+        return self._astream(graph, input, normalized, modes, bool(subgraphs), formatter)
+
+    async def _astream(
+        self,
+        graph: CompiledStateGraph,
+        input: Any,
+        normalized: dict[str, Any],
+        modes: list[str],
+        subgraphs: bool,
+        formatter: Callable[[Chunk], Any],
+    ) -> AsyncIterator[Any]:
         waker = AsyncWaker()
-        state = _Run(graph, normalized, modes, bool(subgraphs), waker.notify)
+        state = _Run(graph, normalized, modes, subgraphs, waker.notify)
         channel = state.channel
         assert channel is not None
         loop = state.loop

@@ -19,6 +19,7 @@ from typing import Any
 from otelstream.errors import ErrorCode, InvalidUpdateError
 
 __all__ = [
+    "TROUBLESHOOTING_URL",
     "BaseChannel",
     "BinaryOperatorAggregate",
     "EmptyChannelError",
@@ -26,7 +27,15 @@ __all__ = [
     "LastValue",
     "NamedBarrierValue",
     "Topic",
+    "troubleshooting",
 ]
+
+TROUBLESHOOTING_URL = "https://docs.langchain.com/oss/python/langgraph/errors/"
+
+
+def troubleshooting(message: str, code: ErrorCode) -> str:
+    """Return ``message`` with LangGraph's troubleshooting link, so messages match it verbatim."""
+    return f"{message}\nFor troubleshooting, visit: {TROUBLESHOOTING_URL}{code.value}"
 
 
 class EmptyChannelError(Exception):
@@ -83,10 +92,14 @@ class LastValue(BaseChannel):
         if not values:
             return False
         if len(values) != 1:
+            code = ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE
             raise InvalidUpdateError(
-                f"At key '{self.key}': Can receive only one value per step. "
-                "Use an Annotated key to handle multiple values.",
-                code=ErrorCode.INVALID_CONCURRENT_GRAPH_UPDATE,
+                troubleshooting(
+                    f"At key '{self.key}': Can receive only one value per step. "
+                    "Use an Annotated key to handle multiple values.",
+                    code,
+                ),
+                code=code,
             )
         self.value = values[-1]
         return True

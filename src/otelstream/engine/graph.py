@@ -86,15 +86,33 @@ def _takes_writer(params: dict[str, inspect.Parameter]) -> bool:
 
 
 def _first_param_schema(action: Any) -> Any:
+    # LangGraph's inference: the first parameter's annotation, when it is a class with
+    # annotations (``state: Any`` or ``state: dict`` read the graph's state schema)
+    if not (
+        inspect.isfunction(action)
+        or inspect.ismethod(action)
+        or inspect.ismethod(getattr(action, "__call__", None))
+    ):
+        return None
     try:
-        hints = get_type_hints(_callable_of(action))
-    except Exception:
-        return None
-    params = [p for p in _parameters(action) if p not in ("self", "config", "writer")]
-    if not params:
-        return None
-    hint = hints.get(params[0])
-    return hint if isinstance(hint, type) and hasattr(hint, "__annotations__") else None
+        hints = get_type_hints(action.__call__) or get_type_hints(action)
+        if not hints:
+            return None
+        hint = hints.get(next(iter(inspect.signature(action).parameters)))
+        if isinstance(hint, type) and get_type_hints(hint):
+            return hint
+    except (NameError, TypeError, StopIteration, ValueError):
+        pass
+    return None
+
+
+def _same_reducer(a: Any, b: Any) -> bool:
+    # LangGraph's test: lambdas all look alike, so a lambda matches any reducer
+    if a is None:
+        return False
+    if getattr(a, "__name__", None) == "<lambda>" or getattr(b, "__name__", None) == "<lambda>":
+        return True
+    return bool(a is b)
 
 
 class StateGraph(Generic[StateT]):
@@ -133,11 +151,9 @@ class StateGraph(Generic[StateT]):
         self.input_schema = input_schema or state_schema
         self.output_schema = output_schema or state_schema
         self.fields: dict[str, SchemaField] = {}
+        self._schemas: set[Any] = set()
         for schema in (state_schema, self.input_schema, self.output_schema):
-            for field in schema_fields(schema):
-                known = self.fields.get(field.key)
-                if known is None or (known.reducer is None and field.reducer is not None):
-                    self.fields[field.key] = field
+            self._add_schema(schema)
         self.input_keys = [f.key for f in schema_fields(self.input_schema)]
         self.output_keys = [f.key for f in schema_fields(self.output_schema)]
         self.nodes: dict[str, NodeSpec] = {}
@@ -145,6 +161,22 @@ class StateGraph(Generic[StateT]):
         self.waiting_edges: set[tuple[tuple[str, ...], str]] = set()
         self.branches: dict[str, dict[str, BranchSpec]] = {}
         self.compiled = False
+
+    def _add_schema(self, schema: Any) -> None:
+        # a schema's keys become state keys (a node's input schema may add private keys);
+        # a key declared twice must keep its reducer, as LangGraph requires
+        if schema in self._schemas:
+            return
+        for field in schema_fields(schema):
+            known = self.fields.get(field.key)
+            if known is None:
+                self.fields[field.key] = field
+            elif field.reducer is not None and not _same_reducer(known.reducer, field.reducer):
+                raise InvalidGraphError(
+                    f"Channel '{field.key}' already exists with a different type",
+                    code=ErrorCode.INVALID_STATE_SCHEMA,
+                )
+        self._schemas.add(schema)
 
     def add_node(
         self,
@@ -208,6 +240,8 @@ class StateGraph(Generic[StateT]):
                 code=ErrorCode.INVALID_NODE,
             )
         params = {} if is_subgraph else _parameters(action)
+        if input_schema is None and not is_subgraph:
+            input_schema = _first_param_schema(action)
         if retry_policy is None:
             policies: tuple[RetryPolicy, ...] = ()
         elif isinstance(retry_policy, RetryPolicy):
@@ -223,15 +257,15 @@ class StateGraph(Generic[StateT]):
             action=action,
             metadata=metadata,
             retry_policy=policies,
-            input_schema=input_schema
-            or (None if is_subgraph else _first_param_schema(action))
-            or self.state_schema,
+            input_schema=input_schema or self.state_schema,
             is_async=not is_subgraph and _is_async(action),
             takes_config="config" in params,
             takes_writer=_takes_writer(params),
             is_subgraph=is_subgraph,
             ends=ends,
         )
+        if input_schema is not None:
+            self._add_schema(input_schema)
         return self
 
     def add_edge(self, start_key: str | Sequence[str], end_key: str) -> StateGraph[StateT]:

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from otelstream.engine.channels import BaseChannel
+from otelstream.engine.channels import BaseChannel, troubleshooting
 from otelstream.engine.compiled import PULL, PUSH, TASK_ID_KEY, TASKS, CompiledStateGraph, branch_channel
 from otelstream.engine.events import RunInfo, RunObserver, StreamEvent, Task
 from otelstream.engine.graph import BranchSpec
@@ -91,7 +91,13 @@ class RunLoop:
         self.step = 0
         self.tasks: list[Task] = []
         self.namespace = run.namespace
-        self._state_keys = list(self.topology.fields)
+        # "values" and "updates" show the output keys (invoke() passes the output schema's,
+        # as LangGraph does); task results show every state key
+        output_keys = getattr(graph, "stream_output_keys", None)
+        self.output_keys: str | list[str] = (
+            output_keys if output_keys is not None else list(self.topology.fields)
+        )
+        self._output_set = frozenset([output_keys] if isinstance(output_keys, str) else self.output_keys)
 
     # --- emitting -------------------------------------------------------------------------
 
@@ -116,7 +122,12 @@ class RunLoop:
 
     def _emit_values(self) -> None:
         if self.wants("values"):
-            self._emit("values", self.topology.read_values(self.channels, self._state_keys))
+            keys = self.output_keys
+            if isinstance(keys, str):
+                channel = self.channels[keys]
+                self._emit("values", channel.get() if channel.is_available() else None)
+            else:
+                self._emit("values", self.topology.read_values(self.channels, keys))
 
     # --- input ----------------------------------------------------------------------------
 
@@ -134,15 +145,7 @@ class RunLoop:
         if isinstance(input, Command):
             writes, gotos = self._command_writes(input, START)
         else:
-            items = _input_items(input)
-            if items is None:
-                raise InvalidUpdateError(
-                    f"Expected dict, got {input!r}: a graph's input must be a mapping of "
-                    "state keys to values",
-                    code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
-                )
-            input_keys = set(self.topology.input_keys)
-            writes = [(k, v) for k, v in items if k in input_keys]
+            writes = _updates_of(input, self.topology.input_keys)
             gotos = []
         start_task = Task(
             id=str(uuid.uuid4()),
@@ -170,9 +173,12 @@ class RunLoop:
         self.step += 1
         if self.step > self.recursion_limit:
             raise GraphRecursionError(
-                f"Recursion limit of {self.recursion_limit} reached without hitting a stop "
-                "condition. You can increase the limit by setting the `recursion_limit` "
-                "config key."
+                troubleshooting(
+                    f"Recursion limit of {self.recursion_limit} reached without hitting a stop "
+                    "condition. You can increase the limit by setting the `recursion_limit` "
+                    "config key.",
+                    ErrorCode.GRAPH_RECURSION_LIMIT,
+                )
             )
         tasks: list[Task] = []
         sends = self.channels[TASKS]
@@ -276,7 +282,7 @@ class RunLoop:
         task.writes = writes
         state_writes = [(k, v) for k, v in writes if k in self.topology.fields]
         if self.wants("updates"):
-            self._emit("updates", {task.name: _update_value(state_writes)}, task)
+            self._emit("updates", {task.name: _update_value(state_writes, self.output_keys)}, task)
         if self.wants("tasks") or self.wants("debug"):
             payload = {
                 "id": task.id,
@@ -305,11 +311,6 @@ class RunLoop:
         self.observer.task_ended(task, error)
 
     def _result_writes(self, task: Task, result: Any) -> tuple[list[tuple[str, Any]], list[Send | str]]:
-        fields = self.topology.fields
-        if result is None:
-            return [], []
-        if isinstance(result, dict):
-            return [(k, v) for k, v in result.items() if k in fields], []
         if isinstance(result, Command):
             return self._command_writes(result, task.name)
         if isinstance(result, (list, tuple)) and result and any(isinstance(r, Command) for r in result):
@@ -320,17 +321,10 @@ class RunLoop:
                     w, g = self._command_writes(item, task.name)
                     writes.extend(w)
                     gotos.extend(g)
-                elif isinstance(item, dict):
-                    writes.extend((k, v) for k, v in item.items() if k in fields)
+                else:
+                    writes.extend(_updates_of(item, list(self.topology.fields)))
             return writes, gotos
-        items = updates_from_object(result)
-        if items is not None:
-            return [(k, v) for k, v in items if k in fields], []
-        raise InvalidUpdateError(
-            f"Node '{task.name}' returned {type(result).__name__} {result!r}: expected a dict of "
-            "state updates, a Command, or None",
-            code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
-        )
+        return _updates_of(result, list(self.topology.fields)), []
 
     def _command_writes(self, command: Command, source: str) -> tuple[list[tuple[str, Any]], list[Send | str]]:
         fields = self.topology.fields
@@ -433,30 +427,58 @@ class RunLoop:
         for chan, channel in self.channels.items():
             if chan not in updated and channel.is_available() and channel.update(()):
                 self.versions[chan] = version
-        if any(key in updated for key in self._state_keys):
+        # LangGraph emits values when an output key was both written and changed
+        if any(key in updated and key in grouped for key in self._output_set):
             self._emit_values()
 
 
-def _input_items(input: Any) -> list[tuple[str, Any]] | None:
-    if isinstance(input, dict):
-        return list(input.items())
-    return updates_from_object(input)
+def _updates_of(value: Any, keys: list[str]) -> list[tuple[str, Any]]:
+    """Return the state writes a node's return value (or the input) makes, as LangGraph does.
+
+    Raises:
+        InvalidUpdateError: ``value`` is neither None, a dict nor an annotated object.
+    """
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        known = set(keys)
+        return [(k, v) for k, v in value.items() if k in known]
+    items = updates_from_object(value, keys)
+    if items is None:
+        code = ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE
+        raise InvalidUpdateError(troubleshooting(f"Expected dict, got {value}", code), code=code)
+    return items
 
 
-def _update_value(writes: list[tuple[str, Any]]) -> Any:
-    if not writes:
+def _update_value(writes: list[tuple[str, Any]], output_keys: str | list[str]) -> Any:
+    # LangGraph's map_output_updates: one dict of the task's writes to the output keys, a
+    # list of single-key dicts when one was written twice, None when none was written
+    if isinstance(output_keys, str):
+        values = [v for k, v in writes if k == output_keys]
+        return None if not values else values[0] if len(values) == 1 else values
+    wanted = set(output_keys)
+    kept = [(k, v) for k, v in writes if k in wanted]
+    if not kept:
         return None
-    keys = [k for k, _ in writes]
+    keys = [k for k, _ in kept]
     if len(set(keys)) != len(keys):
-        return [{k: v} for k, v in writes]
-    return dict(writes)
+        return [{k: v} for k, v in kept]
+    return dict(kept)
 
 
 def _result_value(writes: list[tuple[str, Any]]) -> dict[str, Any]:
-    grouped: dict[str, list[Any]] = {}
+    # LangGraph's map_task_result_writes, quirks included: a None first write is replaced
+    result: dict[str, Any] = {}
     for key, value in writes:
-        grouped.setdefault(key, []).append(value)
-    return {k: v[0] if len(v) == 1 else {"$writes": v} for k, v in grouped.items()}
+        existing = result.get(key)
+        if existing is not None:
+            if isinstance(existing, dict) and isinstance(existing.get("$writes"), list):
+                existing["$writes"].append(value)
+            else:
+                result[key] = {"$writes": [existing, value]}
+        else:
+            result[key] = value
+    return result
 
 
 def _branch_destinations(branch: BranchSpec, state: Any, source: str) -> list[Send | str]:

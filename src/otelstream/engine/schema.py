@@ -5,13 +5,20 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, get_type_hints
 
 from otelstream.engine.channels import BaseChannel, BinaryOperatorAggregate, LastValue
 from otelstream.errors import ErrorCode, InvalidGraphError
 
-__all__ = ["SchemaField", "coerce_to_schema", "is_model_schema", "schema_fields"]
+__all__ = [
+    "SchemaField",
+    "annotated_keys",
+    "coerce_to_schema",
+    "is_model_schema",
+    "schema_fields",
+    "updates_from_object",
+]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -121,11 +128,42 @@ def coerce_to_schema(schema: Any, values: dict[str, Any]) -> Any:
     return values
 
 
-def updates_from_object(value: Any) -> list[tuple[str, Any]] | None:
-    """Return the fields a dataclass or pydantic instance sets, or None for other objects."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return [(f.name, getattr(value, f.name)) for f in dataclasses.fields(value)]
-    fields_set = getattr(value, "model_fields_set", None)
-    if fields_set is not None and hasattr(type(value), "model_fields"):
-        return [(k, getattr(value, k)) for k in type(value).model_fields if k in fields_set]
-    return None
+def annotated_keys(cls: type[Any]) -> tuple[str, ...]:
+    """Return every annotated name of ``cls`` and its bases, base classes first.
+
+    LangGraph treats any object whose class has annotations as a state update (a dataclass,
+    a pydantic model, a plain annotated class); this is its test.
+    """
+    keys: list[str] = []
+    for base in reversed(cls.__mro__):
+        annotations = base.__dict__.get("__annotations__")
+        if isinstance(annotations, dict):
+            keys.extend(annotations)
+    return tuple(keys)
+
+
+_MISSING: Any = object()
+
+
+def updates_from_object(value: Any, keys: Sequence[str]) -> list[tuple[str, Any]] | None:
+    """Return the writes an annotated object (dataclass, pydantic model...) makes to ``keys``.
+
+    As in LangGraph, every attribute named in ``keys`` is written, except a pydantic field
+    that is None, defaults to None and was not set explicitly. Returns None when ``value``'s
+    class has no annotations at all (it is not a state update).
+    """
+    cls = type(value)
+    if not annotated_keys(cls):
+        return None
+    fields = getattr(cls, "model_fields", None)
+    if isinstance(fields, dict) and hasattr(value, "model_fields_set"):
+        keep: set[str] | None = set(value.model_fields_set)
+        defaults = {k: getattr(f, "default", None) for k, f in fields.items()}
+    else:
+        keep, defaults = None, {}
+    return [
+        (k, v)
+        for k in keys
+        if (v := getattr(value, k, _MISSING)) is not _MISSING
+        and (v is not None or defaults.get(k, _MISSING) is not None or (keep is not None and k in keep))
+    ]

@@ -92,22 +92,22 @@ class Command:
         return f"Command({contents})"
 
     def update_items(self) -> list[tuple[str, Any]]:
-        """Return ``update`` as ``(key, value)`` pairs, in order."""
+        """Return ``update`` as ``(key, value)`` pairs, in order (LangGraph's rules)."""
+        from otelstream.engine.schema import annotated_keys, updates_from_object
+
         update = self.update
-        if update is None:
-            return []
         if isinstance(update, dict):
             return list(update.items())
         if isinstance(update, (list, tuple)) and all(
             isinstance(t, tuple) and len(t) == 2 and isinstance(t[0], str) for t in update
         ):
             return list(update)
-        if dataclasses.is_dataclass(update) and not isinstance(update, type):
-            return [(f.name, getattr(update, f.name)) for f in dataclasses.fields(update)]
-        fields_set = getattr(update, "model_fields_set", None)
-        if fields_set is not None:
-            return [(k, getattr(update, k)) for k in type(update).model_fields if k in fields_set]
-        return [("__root__", update)]
+        keys = annotated_keys(type(update))
+        if keys:
+            return updates_from_object(update, keys) or []
+        if update is not None:
+            return [("__root__", update)]
+        return []
 
     def goto_targets(self) -> list[Send | str]:
         """Return ``goto`` as a list of node names and ``Send`` packets."""
