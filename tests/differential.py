@@ -150,6 +150,10 @@ class _Normalizer:
         if isinstance(obj, BaseException):
             notes = getattr(obj, "__notes__", [])
             return ("<exception>", type(obj).__name__, self(obj.args), self(list(notes)))
+        if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+            # e.g. GraphOutput: each engine has its own class of that name
+            fields = {f.name: self(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+            return (f"<{type(obj).__name__}>", fields)
         if isinstance(obj, dict):
             if set(obj) == _DEBUG_KEYS:
                 obj = {**obj, "timestamp": "<timestamp>"}

@@ -447,13 +447,15 @@ def test_two_writes_from_one_node_to_a_plain_key() -> None:
     assert error[1] == "InvalidUpdateError"
 
 
+def bad_reducer(current: list[str], new: list[str]) -> list[str]:
+    raise TypeError("cannot reduce")
+
+
+class BadState(TypedDict):
+    log: Annotated[list[str], bad_reducer]
+
+
 def test_reducer_raising() -> None:
-    def bad_reducer(current: list[str], new: list[str]) -> list[str]:
-        raise TypeError("cannot reduce")
-
-    class BadState(TypedDict):
-        log: Annotated[list[str], bad_reducer]
-
     def build(lib: Lib) -> Any:
         graph = lib.StateGraph(BadState)
         graph.add_node("a", lambda state: {"log": ["a"]})
@@ -652,7 +654,8 @@ def test_config_parameter_passed_through() -> None:
 
 def test_routing_to_unknown_node_raises() -> None:
     # LangGraph only warns and drops the write; otelstream raises InvalidUpdateError
-    # deliberately, so this checks otelstream alone.
+    # deliberately, so this checks otelstream alone. Routing is part of the task (as a
+    # raising routing function is in LangGraph): the task fails and streams no update.
     def build(lib: Lib) -> Any:
         graph = lib.StateGraph(State)
         graph.add_node("a", lambda state: {"log": ["a"]})
@@ -662,7 +665,8 @@ def test_routing_to_unknown_node_raises() -> None:
 
     result = run(OTEL, build, {"x": 0}, stream_mode="updates")
     assert isinstance(result.error, otelstream.InvalidUpdateError)
-    assert result.chunks == [{"a": {"log": ["a"]}}]
+    assert result.chunks == []
+    assert result.error.__notes__[0].startswith("During task with name 'a'")
 
 
 def test_send_to_unknown_node_raises() -> None:

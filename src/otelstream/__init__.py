@@ -15,6 +15,17 @@ from __future__ import annotations
 
 from otelstream import stream as _stream  # noqa: F401 - installs the OTel-backed driver
 from otelstream._config import ExportOptions, configure, force_flush, shutdown
+from otelstream._replay import (
+    Gap,
+    IncompleteStreamError,
+    Replay,
+    ReplayError,
+    ReplaySourceError,
+    RunSummary,
+    TruncatedPayload,
+    replay,
+    runs,
+)
 from otelstream.consumer.output import InvalidStreamArgumentError
 from otelstream.engine.compiled import CompiledStateGraph
 from otelstream.engine.graph import StateGraph
@@ -39,20 +50,29 @@ __all__ = [
     "EmptyInputError",
     "ErrorCode",
     "ExportOptions",
+    "Gap",
+    "IncompleteStreamError",
     "GraphRecursionError",
     "InvalidGraphError",
     "InvalidStreamArgumentError",
     "InvalidUpdateError",
     "OtelstreamError",
+    "Replay",
+    "ReplayError",
+    "ReplaySourceError",
     "RetryPolicy",
+    "RunSummary",
     "Send",
     "StateGraph",
     "StreamMode",
     "StreamWriter",
+    "TruncatedPayload",
     "__version__",
     "configure",
     "force_flush",
     "get_config",
     "get_stream_writer",
+    "replay",
+    "runs",
     "shutdown",
 ]

@@ -14,6 +14,7 @@ it asked for ``subgraphs=True``, under the namespace ``"<node>:<task id>"``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
@@ -52,14 +53,29 @@ def _normalize_config(graph: CompiledStateGraph, config: dict[str, Any] | None) 
     return merged
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class _StreamRequest:
+    """A validated ``stream()`` call: what to stream and how to shape it."""
+
+    config: dict[str, Any]
+    modes: list[str]
+    tagged: bool
+    subgraphs: bool
+    formatter: Callable[[Chunk], Any]
+
+
 def _prepare(
     graph: CompiledStateGraph, config: Any, stream_mode: Any, subgraphs: bool, version: str
-) -> tuple[list[str], Callable[[Chunk], Any], dict[str, Any]]:
+) -> _StreamRequest:
     # validated when stream()/astream() is called, before anything runs
     default = "values" if current_task_context() is not None else graph.stream_mode
-    modes = normalize_modes(stream_mode, default)
-    formatter = make_formatter(stream_mode, subgraphs, version, _values_coercer(graph))
-    return modes, formatter, _normalize_config(graph, config)
+    return _StreamRequest(
+        config=_normalize_config(graph, config),
+        modes=normalize_modes(stream_mode, default),
+        tagged=isinstance(stream_mode, list),
+        subgraphs=bool(subgraphs),
+        formatter=make_formatter(stream_mode, subgraphs, version, _values_coercer(graph)),
+    )
 
 
 def _outcome_of(error: BaseException) -> Outcome:
@@ -77,9 +93,8 @@ class _Run:
         self,
         graph: CompiledStateGraph,
         config: dict[str, Any],
-        modes: list[str] | None,
-        subgraphs: bool,
-        notify: Any,
+        request: _StreamRequest | None,
+        notify: Callable[[], None] | None,
     ) -> None:
         parent = current_task_context()
         self.parent = parent
@@ -92,14 +107,16 @@ class _Run:
             observer = parent.observer.with_target(None)  # type: ignore[attr-defined]
         self.channel: RunChannel | None = None
         self.target: StreamTarget | None = None
-        if modes is not None:
+        if request is not None and notify is not None:
             self.channel = RunChannel(run_id, notify)
             target = StreamTarget(
                 run_id=run_id,
-                modes=frozenset(modes),
-                subgraphs=subgraphs,
+                modes=frozenset(request.modes),
+                subgraphs=request.subgraphs,
                 depth=len(namespace),
                 on_lost=self.channel.lost,
+                mode_order=tuple(request.modes),
+                tagged=request.tagged,
             )
             observer = observer.with_target(target)
             self.target = target
@@ -113,7 +130,9 @@ class _Run:
             config=config,
         )
         self.loop = RunLoop(graph, self.run, observer, recursion_limit=config["recursion_limit"])
-        self.live = bool(_LIVE_MODES.intersection(modes or ())) or subgraphs
+        self.live = request is not None and (
+            bool(_LIVE_MODES.intersection(request.modes)) or request.subgraphs
+        )
 
     def drain_all(self) -> list[Any]:
         """Return every chunk left once the run is over (the loop emits nothing more)."""
@@ -154,20 +173,12 @@ class Driver:
         Raises:
             InvalidStreamArgumentError: an unknown mode or version, or a malformed config.
         """
-        modes, formatter, normalized = _prepare(graph, config, stream_mode, subgraphs, version)
-        return self._stream(graph, input, normalized, modes, bool(subgraphs), formatter)
+        return self._stream(graph, input, _prepare(graph, config, stream_mode, subgraphs, version))
 
-    def _stream(
-        self,
-        graph: CompiledStateGraph,
-        input: Any,
-        config: dict[str, Any],
-        modes: list[str],
-        subgraphs: bool,
-        formatter: Callable[[Chunk], Any],
-    ) -> Iterator[Any]:
+    def _stream(self, graph: CompiledStateGraph, input: Any, request: _StreamRequest) -> Iterator[Any]:
         waker = ThreadWaker()
-        state = _Run(graph, config, modes, subgraphs, waker.notify)
+        state = _Run(graph, request.config, request, waker.notify)
+        formatter = request.formatter
         channel = state.channel
         assert channel is not None
         loop = state.loop
@@ -215,20 +226,14 @@ class Driver:
         **_langgraph_only: Any,
     ) -> AsyncIterator[Any]:
         """Async version of :meth:`stream`; the arguments are validated at the call too."""
-        modes, formatter, normalized = _prepare(graph, config, stream_mode, subgraphs, version)
-        return self._astream(graph, input, normalized, modes, bool(subgraphs), formatter)
+        return self._astream(graph, input, _prepare(graph, config, stream_mode, subgraphs, version))
 
     async def _astream(
-        self,
-        graph: CompiledStateGraph,
-        input: Any,
-        normalized: dict[str, Any],
-        modes: list[str],
-        subgraphs: bool,
-        formatter: Callable[[Chunk], Any],
+        self, graph: CompiledStateGraph, input: Any, request: _StreamRequest
     ) -> AsyncIterator[Any]:
         waker = AsyncWaker()
-        state = _Run(graph, normalized, modes, subgraphs, waker.notify)
+        state = _Run(graph, request.config, request, waker.notify)
+        formatter = request.formatter
         channel = state.channel
         assert channel is not None
         loop = state.loop
@@ -263,7 +268,7 @@ class Driver:
 
     def invoke_nested(self, graph: CompiledStateGraph, input: Any, config: Any) -> Any:
         """Run ``graph`` as a subgraph of the current task and return its output values."""
-        state = _Run(graph, _normalize_config(graph, config), None, False, None)
+        state = _Run(graph, _normalize_config(graph, config), None, None)
         loop = state.loop
         runner = SyncStepRunner()
         state.observer.run_started(state.run)
@@ -283,7 +288,7 @@ class Driver:
 
     async def ainvoke_nested(self, graph: CompiledStateGraph, input: Any, config: Any) -> Any:
         """Async version of :meth:`invoke_nested`."""
-        state = _Run(graph, _normalize_config(graph, config), None, False, None)
+        state = _Run(graph, _normalize_config(graph, config), None, None)
         loop = state.loop
         state.observer.run_started(state.run)
         try:

@@ -20,7 +20,8 @@ from otelstream.engine.channels import BaseChannel, EphemeralValue, NamedBarrier
 from otelstream.engine.graph import BranchSpec, NodeSpec
 from otelstream.engine.runtime import current_task_context
 from otelstream.engine.schema import SchemaField, coerce_to_schema
-from otelstream.engine.types import END, START
+from otelstream.engine.types import END, START, GraphOutput
+from otelstream.errors import ErrorCode, InvalidGraphError
 
 if TYPE_CHECKING:
     from otelstream.engine.graph import StateGraph
@@ -61,9 +62,7 @@ class Topology:
 
     def new_channels(self) -> dict[str, BaseChannel]:
         """Return a fresh set of empty channels for one run."""
-        channels: dict[str, BaseChannel] = {
-            key: field.make_channel() for key, field in self.fields.items()
-        }
+        channels: dict[str, BaseChannel] = {key: field.make_channel() for key, field in self.fields.items()}
         channels[START] = EphemeralValue(START)
         channels[TASKS] = Topic(TASKS)
         for node in self.nodes:
@@ -168,6 +167,8 @@ class CompiledStateGraph:
     """
 
     stream_mode = "updates"
+    # the keys "values" and "updates" chunks show; None for every state key
+    stream_output_keys: str | list[str] | None = None
 
     def __init__(self, builder: StateGraph[Any], *, name: str) -> None:
         """Compile ``builder`` (use ``StateGraph.compile()`` rather than this)."""
@@ -196,14 +197,16 @@ class CompiledStateGraph:
             stream_mode: A mode, or a list of modes (chunks become ``(mode, chunk)``).
             subgraphs: Stream subgraphs too (chunks gain a namespace).
             version: ``"v2"`` yields typed dict parts instead of tuples.
-            **kwargs: Accepted for LangGraph compatibility: ``output_keys``,
-                ``interrupt_before``, ``interrupt_after``, ``debug``.
+            **kwargs: ``output_keys`` (the state keys "values" and "updates" show), and
+                for LangGraph compatibility ``interrupt_before``, ``interrupt_after``,
+                ``debug``.
 
         Returns:
             An iterator of chunks; closing it early ends the run after the current step.
         """
+        graph = self._with_output_keys(kwargs.pop("output_keys", None))
         return _driver().stream(
-            self,
+            graph,
             input,
             call_config(config),
             stream_mode=self._mode_or_default(stream_mode, config),
@@ -223,8 +226,9 @@ class CompiledStateGraph:
         **kwargs: Any,
     ) -> AsyncIterator[Any]:
         """Async version of :meth:`stream`: nodes may be ``async def``."""
+        graph = self._with_output_keys(kwargs.pop("output_keys", None))
         return _driver().astream(
-            self,
+            graph,
             input,
             call_config(config),
             stream_mode=self._mode_or_default(stream_mode, config),
@@ -232,6 +236,19 @@ class CompiledStateGraph:
             version=version,
             **kwargs,
         )
+
+    def _with_output_keys(self, output_keys: Any) -> CompiledStateGraph:
+        # a copy whose "values"/"updates" show ``output_keys`` (a key, or a list of keys)
+        if output_keys is None:
+            return self
+        keys = output_keys if isinstance(output_keys, str) else list(output_keys)
+        for key in [keys] if isinstance(keys, str) else keys:
+            if key not in self.topology.fields:
+                raise InvalidGraphError(f"Key {key} not in channels", code=ErrorCode.INVALID_STREAM_ARGUMENT)
+        bound = object.__new__(type(self))
+        bound.__dict__.update(self.__dict__)
+        bound.stream_output_keys = keys
+        return bound
 
     def _mode_or_default(self, stream_mode: Any, config: Any) -> Any:
         # LangGraph defaults to "values" only when handed a task's config, i.e. when a node
@@ -248,21 +265,25 @@ class CompiledStateGraph:
         config: dict[str, Any] | None = None,
         *,
         stream_mode: Any = "values",
+        output_keys: str | Sequence[str] | None = None,
+        version: str = "v1",
         **kwargs: Any,
     ) -> Any:
         """Run the graph to the end and return its output.
 
         With ``stream_mode="values"`` (the default) this is the final state restricted to the
-        output schema; with another mode, the list of chunks, as in LangGraph.
+        output schema (a :class:`GraphOutput` with ``version="v2"``); with another mode, the
+        list of chunks, as in LangGraph. Chunks show only the output schema's keys too.
         """
+        graph = self._with_output_keys(self.topology.output_keys if output_keys is None else output_keys)
         if stream_mode == "values":
-            if current_task_context() is not None:
-                return _driver().invoke_nested(self, input, call_config(config))
+            if current_task_context() is not None and version == "v1":
+                return _driver().invoke_nested(graph, input, call_config(config))
             last: Any = None
-            for chunk in self.stream(input, config, stream_mode=["values"], **kwargs):
-                last = chunk[1]
-            return _output(self, last)
-        return list(self.stream(input, config, stream_mode=stream_mode, **kwargs))
+            for chunk in graph.stream(input, config, stream_mode=["values"], version=version, **kwargs):
+                last = chunk["data"] if version == "v2" else chunk[1]
+            return GraphOutput(value=last) if version == "v2" else last
+        return list(graph.stream(input, config, stream_mode=stream_mode, version=version, **kwargs))
 
     async def ainvoke(
         self,
@@ -270,17 +291,24 @@ class CompiledStateGraph:
         config: dict[str, Any] | None = None,
         *,
         stream_mode: Any = "values",
+        output_keys: str | Sequence[str] | None = None,
+        version: str = "v1",
         **kwargs: Any,
     ) -> Any:
         """Async version of :meth:`invoke`."""
+        graph = self._with_output_keys(self.topology.output_keys if output_keys is None else output_keys)
         if stream_mode == "values":
-            if current_task_context() is not None:
-                return await _driver().ainvoke_nested(self, input, call_config(config))
+            if current_task_context() is not None and version == "v1":
+                return await _driver().ainvoke_nested(graph, input, call_config(config))
             last: Any = None
-            async for chunk in self.astream(input, config, stream_mode=["values"], **kwargs):
-                last = chunk[1]
-            return _output(self, last)
-        return [c async for c in self.astream(input, config, stream_mode=stream_mode, **kwargs)]
+            async for chunk in graph.astream(
+                input, config, stream_mode=["values"], version=version, **kwargs
+            ):
+                last = chunk["data"] if version == "v2" else chunk[1]
+            return GraphOutput(value=last) if version == "v2" else last
+        return [
+            c async for c in graph.astream(input, config, stream_mode=stream_mode, version=version, **kwargs)
+        ]
 
     def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any) -> CompiledStateGraph:
         """Return a copy that merges ``config`` into every call's config."""
@@ -312,11 +340,3 @@ def call_config(config: Any) -> Any:
     else:
         merged["configurable"] = {**ambient.get("configurable", {}), **configurable}
     return merged
-
-
-def _output(graph: CompiledStateGraph, values: Any) -> Any:
-    if not isinstance(values, dict):
-        return values
-    topology = graph.topology
-    out = {k: values[k] for k in topology.output_keys if k in values}
-    return out

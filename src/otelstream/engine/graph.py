@@ -235,8 +235,7 @@ class StateGraph(Generic[StateT]):
         is_subgraph = isinstance(action, CompiledStateGraph)
         if not is_subgraph and not callable(action):
             raise InvalidGraphError(
-                f"Node `{node}` must be a function or a compiled graph, got "
-                f"{type(action).__name__}",
+                f"Node `{node}` must be a function or a compiled graph, got {type(action).__name__}",
                 code=ErrorCode.INVALID_NODE,
             )
         params = {} if is_subgraph else _parameters(action)
@@ -290,15 +289,11 @@ class StateGraph(Generic[StateT]):
             if start == END:
                 raise InvalidGraphError("END cannot be a start node", code=ErrorCode.INVALID_EDGE)
             if start not in self.nodes:
-                raise InvalidGraphError(
-                    f"Need to add_node `{start}` first", code=ErrorCode.INVALID_EDGE
-                )
+                raise InvalidGraphError(f"Need to add_node `{start}` first", code=ErrorCode.INVALID_EDGE)
         if end_key == START:
             raise InvalidGraphError("START cannot be an end node", code=ErrorCode.INVALID_EDGE)
         if end_key != END and end_key not in self.nodes:
-            raise InvalidGraphError(
-                f"Need to add_node `{end_key}` first", code=ErrorCode.INVALID_EDGE
-            )
+            raise InvalidGraphError(f"Need to add_node `{end_key}` first", code=ErrorCode.INVALID_EDGE)
         self.waiting_edges.add((tuple(start_key), end_key))
         return self
 
@@ -358,9 +353,7 @@ class StateGraph(Generic[StateT]):
     def add_sequence(self, nodes: Sequence[Any]) -> StateGraph[StateT]:
         """Add ``nodes`` (actions or ``(name, action)`` pairs) and chain them with edges."""
         if not nodes:
-            raise InvalidGraphError(
-                "Sequence requires at least one node.", code=ErrorCode.INVALID_NODE
-            )
+            raise InvalidGraphError("Sequence requires at least one node.", code=ErrorCode.INVALID_NODE)
         previous: str | None = None
         for item in nodes:
             if isinstance(item, tuple):

@@ -189,9 +189,7 @@ class RunLoop:
             if self._triggered(name):
                 node = self.topology.nodes[name]
                 state = self.topology.read_state(self.channels, node.input_schema)
-                tasks.append(
-                    self._new_task(name, (PULL, name), state, self.topology.triggers[name])
-                )
+                tasks.append(self._new_task(name, (PULL, name), state, self.topology.triggers[name]))
         self.tasks = tasks
         for task in tasks:
             payload: dict[str, Any] = {
@@ -268,19 +266,22 @@ class RunLoop:
 
     # --- run ------------------------------------------------------------------------------
 
-    def finish_task(self, task: Task, result: Any) -> None:
-        """Record what ``task``'s node returned: its writes, its update and task result.
+    def record_result(self, task: Task, result: Any) -> None:
+        """Turn what ``task``'s node returned into its writes, edges and branches included.
 
-        Called on the thread that ran the node, as soon as it returned.
+        Called inside the task (routing functions are part of it, as in LangGraph: they see
+        the task's config, and an error in one fails the task and may be retried).
+
+        Raises:
+            InvalidUpdateError: the node returned something that is not a state update, or
+                routed to an unknown node.
         """
-        try:
-            writes, gotos = self._result_writes(task, result)
-            writes = writes + self._edge_writes(task.name, writes, gotos)
-        except Exception as exc:
-            self.fail_task(task, exc)
-            return
-        task.writes = writes
-        state_writes = [(k, v) for k, v in writes if k in self.topology.fields]
+        writes, gotos = self._result_writes(task, result)
+        task.writes = writes + self._edge_writes(task.name, writes, gotos)
+
+    def commit_task(self, task: Task) -> None:
+        """Emit ``task``'s update and task result, once :meth:`record_result` succeeded."""
+        state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
         if self.wants("updates"):
             self._emit("updates", {task.name: _update_value(state_writes, self.output_keys)}, task)
         if self.wants("tasks") or self.wants("debug"):
@@ -326,7 +327,9 @@ class RunLoop:
             return writes, gotos
         return _updates_of(result, list(self.topology.fields)), []
 
-    def _command_writes(self, command: Command, source: str) -> tuple[list[tuple[str, Any]], list[Send | str]]:
+    def _command_writes(
+        self, command: Command, source: str
+    ) -> tuple[list[tuple[str, Any]], list[Send | str]]:
         fields = self.topology.fields
         if command.graph == Command.PARENT:
             raise InvalidUpdateError(
@@ -484,9 +487,7 @@ def _result_value(writes: list[tuple[str, Any]]) -> dict[str, Any]:
 def _branch_destinations(branch: BranchSpec, state: Any, source: str) -> list[Send | str]:
     path: Callable[..., Any] = branch.path
     if branch.is_async:
-        raise TypeError(
-            f"The conditional edge after '{source}' is async; run the graph with astream()"
-        )
+        raise TypeError(f"The conditional edge after '{source}' is async; run the graph with astream()")
     result = path(state)
     return _map_branch_result(branch, result, source)
 
@@ -523,4 +524,3 @@ def add_task_note(error: BaseException, task: Task) -> None:
     notes = getattr(error, "__notes__", None)
     if notes is None or note not in notes:
         error.add_note(note)
-

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import random
 import threading
 import time
@@ -117,6 +118,7 @@ def run_task(loop: RunLoop, task: Task) -> None:
                         raise TypeError(f'No synchronous function provided to "{task.name}"')
                     else:
                         result = node.action(task.input, **_node_kwargs(task, ctx))
+                    loop.record_result(task, result)
                 finally:
                     reset_task_context(token)
         except Exception as exc:
@@ -129,12 +131,20 @@ def run_task(loop: RunLoop, task: Task) -> None:
         except BaseException as exc:
             loop.fail_task(task, exc)
             raise
-        loop.finish_task(task, result)
+        loop.commit_task(task)
         return
 
 
 async def arun_task(loop: RunLoop, task: Task) -> None:
-    """Async version of :func:`run_task`; sync nodes run in a worker thread."""
+    """Async version of :func:`run_task`; sync nodes run in a worker thread.
+
+    The outcome is not emitted here but by the asyncio task's done callback
+    (:class:`_Committer`): LangGraph commits there too, so a sibling's next step runs before the
+    update of a task that just finished is streamed.
+
+    Raises:
+        Exception: what the node raised, once retries are exhausted.
+    """
     ctx = TaskContext(task, loop.run, loop.observer, loop.observer.writer_for(loop.run, task))
     node = task.node
     attempt = 0
@@ -151,6 +161,7 @@ async def arun_task(loop: RunLoop, task: Task) -> None:
                     else:
                         # to_thread copies the context: the node span and task context follow
                         result = await asyncio.to_thread(node.action, task.input, **_node_kwargs(task, ctx))
+                    loop.record_result(task, result)
                 finally:
                     reset_task_context(token)
         except asyncio.CancelledError:
@@ -161,13 +172,33 @@ async def arun_task(loop: RunLoop, task: Task) -> None:
             if policy is not None and attempt < policy.max_attempts:
                 await asyncio.sleep(_retry_delay(policy, attempt))
                 continue
-            loop.fail_task(task, exc)
-            return
-        except BaseException as exc:
-            loop.fail_task(task, exc)
             raise
-        loop.finish_task(task, result)
         return
+
+
+class _Committer:
+    """Emits each async task's outcome exactly once, from its done callback or earlier.
+
+    The done callback is LangGraph's timing; but ``asyncio.wait`` may return a finished
+    task before that callback ran (when the waker woke it in the same loop iteration), and
+    the step must not be applied before every finished task was committed.
+    """
+
+    __slots__ = ("committed", "loop")
+
+    def __init__(self, loop: RunLoop) -> None:
+        self.loop = loop
+        self.committed: set[asyncio.Future[None]] = set()
+
+    def __call__(self, task: Task, future: asyncio.Future[None]) -> None:
+        if future in self.committed or future.cancelled():
+            return
+        self.committed.add(future)
+        error = future.exception()
+        if error is None:
+            self.loop.commit_task(task)
+        else:
+            self.loop.fail_task(task, error)
 
 
 class SyncStepRunner:
@@ -248,9 +279,12 @@ async def arun_step(loop: RunLoop, waker: AsyncWaker | None) -> AsyncIterator[No
     Raises:
         BaseException: the first task error.
     """
-    pending: dict[asyncio.Task[None], Task] = {}
+    commit = _Committer(loop)
+    pending: dict[asyncio.Future[None], Task] = {}
     for task in loop.tasks:
-        pending[asyncio.ensure_future(arun_task(loop, task))] = task
+        future = asyncio.ensure_future(arun_task(loop, task))
+        future.add_done_callback(functools.partial(commit, task))
+        pending[future] = task
     try:
         while pending:
             wait_for: set[asyncio.Future[Any]] = set(pending)
@@ -261,14 +295,16 @@ async def arun_step(loop: RunLoop, waker: AsyncWaker | None) -> AsyncIterator[No
             done, _ = await asyncio.wait(wait_for, return_when=asyncio.FIRST_COMPLETED)
             if waiter is not None and waiter not in done:
                 waiter.cancel()
-            for future in done:
-                if future is waiter:
+            failed: BaseException | None = None
+            for future, task in list(pending.items()):  # in task order: deterministic
+                if future not in done:
                     continue
-                task = pending.pop(future)  # type: ignore[call-overload]
-                if future.exception() is not None:
-                    raise future.exception()  # type: ignore[misc]
-                if task.error is not None:
-                    raise task.error
+                commit(task, future)
+                del pending[future]
+                if failed is None and not future.cancelled():
+                    failed = future.exception()
+            if failed is not None:
+                raise failed
             yield
     finally:
         for future in pending:

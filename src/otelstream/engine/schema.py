@@ -88,8 +88,7 @@ def schema_fields(schema: Any) -> list[SchemaField]:
     """
     if not isinstance(schema, type):
         raise InvalidGraphError(
-            f"Invalid state schema {schema!r}: expected a TypedDict, dataclass or pydantic "
-            "model class",
+            f"Invalid state schema {schema!r}: expected a TypedDict, dataclass or pydantic model class",
             code=ErrorCode.INVALID_STATE_SCHEMA,
         )
     try:

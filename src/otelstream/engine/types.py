@@ -13,6 +13,7 @@ __all__ = [
     "END",
     "START",
     "Command",
+    "GraphOutput",
     "RetryPolicy",
     "Send",
     "StreamMode",
@@ -85,9 +86,7 @@ class Command:
 
     def __repr__(self) -> str:
         contents = ", ".join(
-            f"{f.name}={getattr(self, f.name)!r}"
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name)
+            f"{f.name}={getattr(self, f.name)!r}" for f in dataclasses.fields(self) if getattr(self, f.name)
         )
         return f"Command({contents})"
 
@@ -115,6 +114,19 @@ class Command:
         if isinstance(goto, (str, Send)):
             return [goto]
         return list(goto)
+
+
+@dataclasses.dataclass(frozen=True)
+class GraphOutput:
+    """What ``invoke(..., version="v2")`` returns: the output and any interrupts.
+
+    Attributes:
+        value: The final output of the graph.
+        interrupts: Interrupts raised during the run (always empty: no interrupt support).
+    """
+
+    value: Any
+    interrupts: tuple[Any, ...] = ()
 
 
 def default_retry_on(exc: Exception) -> bool:
@@ -164,9 +176,7 @@ class RetryPolicy(NamedTuple):
     max_interval: float = 128.0
     max_attempts: int = 3
     jitter: bool = True
-    retry_on: type[Exception] | Sequence[type[Exception]] | Callable[[Exception], bool] = (
-        default_retry_on
-    )
+    retry_on: type[Exception] | Sequence[type[Exception]] | Callable[[Exception], bool] = default_retry_on
 
     def should_retry(self, exc: Exception) -> bool:
         """Return whether ``exc`` is one this policy retries."""

@@ -74,6 +74,8 @@ class StreamTarget:
         subgraphs: Whether chunks of nested graphs are wanted.
         depth: Namespace length of the graph the consumer streams (0 for a root run).
         on_lost: Told the sequence number of a chunk whose record could not be emitted.
+        mode_order: The modes as the consumer listed them (recorded on the run span).
+        tagged: Whether the consumer's chunks are ``(mode, chunk)`` pairs.
     """
 
     run_id: str
@@ -81,6 +83,8 @@ class StreamTarget:
     subgraphs: bool
     depth: int
     on_lost: Callable[[int], None]
+    mode_order: tuple[str, ...] = ()
+    tagged: bool = False
     counter: Iterator[int] = dataclasses.field(default_factory=itertools.count)
     logger: Logger | None = None
     emitted: int = 0
@@ -255,7 +259,8 @@ class TelemetryObserver:
                 attributes[semconv.GEN_AI_CONVERSATION_ID] = str(thread_id)
             own = [t for t in self.targets if t.run_id == run.run_id]
             if own:
-                attributes[semconv.STREAM_MODES] = sorted(own[0].modes)
+                attributes[semconv.STREAM_MODES] = list(own[0].mode_order)
+                attributes[semconv.MODES_TAGGED] = own[0].tagged
                 attributes[semconv.SUBGRAPHS] = own[0].subgraphs
             span = self.pipeline.tracer.start_span(
                 f"{semconv.OPERATION_INVOKE_WORKFLOW} {run.graph_name}",
@@ -292,6 +297,9 @@ class TelemetryObserver:
                     semconv.GRAPH: run.graph_name,
                     semconv.OUTCOME: outcome,
                     semconv.EVENT_COUNT: target.emitted,
+                    semconv.STREAM_MODES: list(target.mode_order),
+                    semconv.MODES_TAGGED: target.tagged,
+                    semconv.SUBGRAPHS: target.subgraphs,
                 },
                 event_name=semconv.RUN_END_EVENT,
             )

@@ -32,6 +32,8 @@ OUTCOME: Final = "otelstream.outcome"
 STEP: Final = "otelstream.step"
 TASK_ID: Final = "otelstream.task_id"
 STREAM_MODES: Final = "otelstream.stream_modes"
+MODES_TAGGED: Final = "otelstream.stream_modes.tagged"
+"""True when chunks were ``(mode, chunk)`` pairs (``stream_mode`` passed as a list)."""
 SUBGRAPHS: Final = "otelstream.subgraphs"
 
 GEN_AI_OPERATION_NAME: Final = "gen_ai.operation.name"

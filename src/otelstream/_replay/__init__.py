@@ -1,0 +1,268 @@
+"""Replay: rebuild the stream a run yielded from its exported telemetry.
+
+``otelstream.replay(source)`` reads what a run left in telemetry — in-memory exporters, an
+OTLP-JSON file (the Collector file exporter's format, or a trace as Jaeger v2 and Tempo return
+it), or a running Arize Phoenix server — and yields the chunks ``graph.stream(...)`` yielded,
+in the same order, decoded to the same Python shapes::
+
+    for mode, chunk in otelstream.replay("otelstream-telemetry/demo.otlp.jsonl"):
+        print(mode, chunk)
+
+It never invents data: missing sequence numbers are reported as :class:`Gap` s, payloads that
+were cut by the size cap come back as :class:`TruncatedPayload` markers, and a run absent
+from the source (sampled out, or not exported yet) is an error that says so.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Iterator
+from typing import Any
+
+from otelstream.consumer.channel import Chunk
+from otelstream.consumer.output import make_formatter, normalize_modes
+from otelstream.errors import ErrorCode, OtelstreamError
+from otelstream._replay._model import Carried, Telemetry
+from otelstream._replay._sources import ReplaySourceError, load
+from otelstream.telemetry.codec import DecodeError, decode
+
+__all__ = [
+    "Gap",
+    "IncompleteStreamError",
+    "Replay",
+    "ReplayError",
+    "ReplaySourceError",
+    "RunSummary",
+    "TruncatedPayload",
+    "replay",
+    "runs",
+]
+
+
+class ReplayError(OtelstreamError, ValueError):
+    """The requested run or modes cannot be replayed from this source."""
+
+    code = ErrorCode.INVALID_STREAM_ARGUMENT
+
+
+class IncompleteStreamError(ReplayError):
+    """Raised by ``replay(..., strict=True)`` when the stream has gaps or truncated payloads."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gap:
+    """Chunks ``first_seq`` to ``first_seq + count - 1`` are missing from the source."""
+
+    first_seq: int
+    count: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TruncatedPayload:
+    """Stands for a chunk whose payload the size cap cut in telemetry.
+
+    Attributes:
+        seq: The chunk's sequence number.
+        size: The payload's full length in characters, when recorded.
+        head: The JSON text that was kept (not decodable on its own).
+    """
+
+    seq: int
+    size: int | None
+    head: str
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunSummary:
+    """One streamed run found in a source."""
+
+    run_id: str
+    graph: str
+    trace_id: str
+    start: datetime.datetime | None
+    duration_s: float | None
+    outcome: str | None
+    stream_modes: tuple[str, ...]
+    subgraphs: bool | None
+    tagged: bool | None
+    event_count: int | None
+    received: int
+
+    @property
+    def missing(self) -> int | None:
+        """How many chunks the run emitted that the source lacks (None if unknown)."""
+        return None if self.event_count is None else max(0, self.event_count - self.received)
+
+
+def _summaries(telemetry: Telemetry) -> dict[str, RunSummary]:
+    by_run: dict[str, list[Carried]] = {}
+    for chunk in telemetry.chunks:
+        by_run.setdefault(chunk.run_id, []).append(chunk)
+    run_ids = list(dict.fromkeys([*telemetry.spans, *by_run, *telemetry.ends]))
+    out: dict[str, RunSummary] = {}
+    for run_id in run_ids:
+        span = telemetry.spans.get(run_id)
+        end = telemetry.ends.get(run_id)
+        chunks = by_run.get(run_id, [])
+        # the run span and the run-end record both describe the stream; either may be missing
+        modes = (span.stream_modes if span is not None else None) or (end.stream_modes if end else None)
+        start = (
+            datetime.datetime.fromtimestamp(span.start_ns / 1e9, datetime.timezone.utc)
+            if span is not None and span.start_ns
+            else None
+        )
+        out[run_id] = RunSummary(
+            run_id=run_id,
+            graph=span.graph if span is not None else (chunks[0].graph if chunks else ""),
+            trace_id=span.trace_id if span is not None else "",
+            start=start,
+            duration_s=(span.end_ns - span.start_ns) / 1e9 if span is not None and span.end_ns else None,
+            outcome=span.outcome if span is not None and span.outcome else (end.outcome if end else None),
+            stream_modes=modes or tuple(dict.fromkeys(c.mode for c in sorted(chunks, key=lambda c: c.seq))),
+            subgraphs=span.subgraphs if span is not None else (end.subgraphs if end else None),
+            tagged=span.tagged if span is not None else (end.tagged if end else None),
+            event_count=end.event_count if end is not None else None,
+            received=len({c.seq for c in chunks}),
+        )
+    return out
+
+
+def runs(source: Any, *, project: str = "default") -> list[RunSummary]:
+    """List the streamed runs ``source`` holds, oldest first.
+
+    Raises:
+        ReplaySourceError: ``source`` cannot be read.
+    """
+    summaries = _summaries(load(source, project=project))
+    return sorted(summaries.values(), key=lambda r: (r.start is None, r.start or datetime.datetime.min))
+
+
+class Replay:
+    """The replayed stream of one run: iterate it; ``gaps`` and ``notes`` say what is missing."""
+
+    def __init__(
+        self,
+        run: RunSummary,
+        chunks: list[Carried],
+        formatter: Any,
+        modes: list[str],
+        subgraphs: bool,
+        notes: list[str],
+    ) -> None:
+        """Prepare the replay (use :func:`replay`)."""
+        self.run = run
+        self.notes = notes
+        unique: dict[int, Carried] = {}
+        for chunk in chunks:
+            if chunk.seq in unique:
+                notes.append(f"chunk {chunk.seq} appears more than once; the first copy is used")
+                continue
+            unique[chunk.seq] = chunk
+        self._chunks = [unique[seq] for seq in sorted(unique)]
+        self.gaps = _gaps(sorted(unique), run.event_count)
+        self.truncated = [c.seq for c in self._chunks if c.truncated]
+        self._formatter = formatter
+        self._modes = set(modes)
+        self._subgraphs = subgraphs
+
+    @property
+    def complete(self) -> bool:
+        """Whether every chunk the run emitted is here, whole."""
+        return not self.gaps and not self.truncated and self.run.event_count is not None
+
+    def __iter__(self) -> Iterator[Any]:
+        for carried in self._chunks:
+            if carried.mode not in self._modes:
+                continue
+            if carried.namespace and not self._subgraphs:
+                continue
+            yield self._formatter(Chunk(carried.namespace, carried.mode, _payload(carried)))
+
+
+def _payload(carried: Carried) -> Any:
+    if carried.truncated:
+        return TruncatedPayload(carried.seq, carried.size, carried.payload)
+    try:
+        return decode(carried.payload)
+    except DecodeError as exc:
+        raise ReplayError(f"chunk {carried.seq} of run {carried.run_id}: {exc}") from None
+
+
+def _gaps(seqs: list[int], expected: int | None) -> list[Gap]:
+    gaps: list[Gap] = []
+    following = 0
+    for seq in seqs:
+        if seq > following:
+            gaps.append(Gap(following, seq - following))
+        following = seq + 1
+    if expected is not None and expected > following:
+        gaps.append(Gap(following, expected - following))
+    return gaps
+
+
+def replay(
+    source: Any,
+    *,
+    run_id: str | None = None,
+    stream_mode: Any = None,
+    subgraphs: bool = False,
+    version: str = "v1",
+    strict: bool = False,
+    project: str = "default",
+) -> Replay:
+    """Rebuild the stream of one run from ``source``.
+
+    Args:
+        source: In-memory exporters or finished spans/log records, an OTLP-JSON file path, or
+            a Phoenix server URL (``http://127.0.0.1:6006``).
+        run_id: The run to replay; may be omitted when the source holds exactly one run.
+        stream_mode: As passed to ``stream()``: a mode (bare chunks) or a list (``(mode,
+            chunk)`` pairs). Default: the modes the run streamed, in the shape it streamed them.
+        subgraphs: As passed to ``stream()``.
+        version: ``"v1"`` or ``"v2"``, as passed to ``stream()``.
+        strict: Raise :class:`IncompleteStreamError` instead of replaying a stream with gaps
+            or truncated payloads.
+        project: The Phoenix project to read.
+
+    Returns:
+        An iterable of chunks with ``run``, ``gaps``, ``truncated``, ``notes``, ``complete``.
+
+    Raises:
+        ReplaySourceError: ``source`` cannot be read.
+        ReplayError: the run is not in the source, or it did not stream what is asked.
+    """
+    telemetry = load(source, project=project)
+    summaries = _summaries(telemetry)
+    if run_id is None:
+        if len(summaries) != 1:
+            listed = ", ".join(f"{r.run_id} ({r.graph})" for r in summaries.values()) or "none"
+            raise ReplayError(f"the source holds {len(summaries)} runs; pass run_id= one of: {listed}")
+        run_id = next(iter(summaries))
+    run = summaries.get(run_id)
+    if run is None:
+        raise ReplayError(
+            f"run {run_id} has no telemetry in this source: it was sampled out, not exported yet, "
+            "or streamed elsewhere"
+        )
+    notes = list(telemetry.problems)
+    recorded = list(run.stream_modes)
+    if stream_mode is None:
+        # the shape the run was streamed with: bare chunks when it was not given a list
+        stream_mode = recorded if run.tagged is not False or len(recorded) != 1 else recorded[0]
+    modes = normalize_modes(stream_mode, "values")
+    missing_modes = [m for m in modes if m not in recorded]
+    if missing_modes:
+        raise ReplayError(f"run {run_id} did not stream {missing_modes}; it streamed {recorded}")
+    if subgraphs and run.subgraphs is False:
+        notes.append("the run was streamed without subgraphs=True: no subgraph chunks were recorded")
+    formatter = make_formatter(stream_mode, subgraphs, version)
+    result = Replay(
+        run, [c for c in telemetry.chunks if c.run_id == run_id], formatter, modes, subgraphs, notes
+    )
+    if strict and not result.complete:
+        raise IncompleteStreamError(
+            f"run {run_id} is incomplete in this source: gaps {result.gaps}, truncated chunks "
+            f"{result.truncated}, emitted count {'unknown' if run.event_count is None else run.event_count}"
+        )
+    return result

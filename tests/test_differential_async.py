@@ -1,0 +1,262 @@
+"""Differential tests: astream/ainvoke, and the sync/async parity of one graph.
+
+Parallel async nodes sleep distinct amounts so completion order is deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import time
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+from tests.differential import LIBS, Lib, Result, arun, assert_same, assert_same_async, normalize, run
+
+MODES = ["values", "updates", "custom", "tasks"]
+
+
+class State(TypedDict):
+    x: int
+    log: Annotated[list[str], operator.add]
+
+
+def async_graph(lib: Lib) -> Any:
+    """START -> a -> (slow, fast) -> b; async nodes, an async subgraph, a sync node."""
+
+    async def a(state: State, writer: StreamWriter) -> dict[str, Any]:
+        writer({"a": state["x"]})
+        return {"x": state["x"] + 1, "log": ["a"]}
+
+    async def slow(state: State) -> dict[str, Any]:
+        await asyncio.sleep(0.05)
+        lib.get_stream_writer()("slow")
+        return {"log": ["slow"]}
+
+    async def fast(state: State) -> dict[str, Any]:
+        lib.get_stream_writer()("fast")
+        return {"log": ["fast"]}
+
+    def b(state: State) -> dict[str, Any]:  # a sync node runs under astream too
+        return {"log": ["b"]}
+
+    async def inner(state: State) -> dict[str, Any]:
+        lib.get_stream_writer()("inner")
+        return {"log": ["inner"]}
+
+    child = lib.StateGraph(State)
+    child.add_node("inner", inner)
+    child.add_edge(lib.START, "inner")
+
+    graph = lib.StateGraph(State)
+    graph.add_node("a", a)
+    graph.add_node("slow", slow)
+    graph.add_node("fast", fast)
+    graph.add_node("b", b)
+    graph.add_node("child", child.compile())
+    graph.add_edge(lib.START, "a")
+    graph.add_edge("a", "slow")
+    graph.add_edge("a", "fast")
+    graph.add_edge(["slow", "fast"], "b")
+    graph.add_edge("b", "child")
+    return graph.compile()
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+@pytest.mark.parametrize("mode", [MODES, "debug", "updates"])
+async def test_async_nodes(mode: Any, subgraphs: bool) -> None:
+    chunks, error = await assert_same_async(async_graph, {"x": 0}, stream_mode=mode, subgraphs=subgraphs)
+    assert error is None
+
+
+async def test_async_nodes_under_sync_stream_fail() -> None:
+    results = [run(lib, async_graph, {"x": 0}, stream_mode="updates") for lib in LIBS]
+    ours, theirs = (normalize(r) for r in results)
+    assert ours[0] == theirs[0]
+    assert ours[1][1] == theirs[1][1] == "TypeError"
+
+
+def sync_graph(lib: Lib) -> Any:
+    """Sync nodes, deterministic parallel step (b sleeps), a subgraph and a Send."""
+
+    def a(state: State) -> Any:
+        lib.get_stream_writer()("a")
+        return lib.Command(goto=[lib.Send("w", 1), "b", "c"], update={"log": ["a"]})
+
+    def b(state: State) -> dict[str, Any]:
+        time.sleep(0.04)
+        return {"log": ["b"]}
+
+    def c(state: State) -> dict[str, Any]:
+        return {"log": ["c"]}
+
+    def w(n: int) -> dict[str, Any]:
+        time.sleep(0.02)
+        return {"x": n}
+
+    child = lib.StateGraph(State)
+    child.add_node("inner", lambda state: {"log": ["inner"]})
+    child.add_edge(lib.START, "inner")
+
+    graph = lib.StateGraph(State)
+    graph.add_node("a", a)
+    graph.add_node("b", b)
+    graph.add_node("c", c)
+    graph.add_node("w", w)
+    graph.add_node("child", child.compile())
+    graph.add_edge(lib.START, "a")
+    graph.add_edge("c", "child")
+    return graph.compile()
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+async def test_astream_matches_stream(subgraphs: bool) -> None:
+    kwargs: dict[str, Any] = {"stream_mode": [*MODES, "debug"], "subgraphs": subgraphs}
+    sync_chunks, _ = assert_same(sync_graph, {"x": 0}, **kwargs)
+    async_chunks, _ = await assert_same_async(sync_graph, {"x": 0}, **kwargs)
+    assert async_chunks == sync_chunks
+
+
+async def test_ainvoke() -> None:
+    results = []
+    for lib in LIBS:
+        graph = async_graph(lib)
+        results.append(
+            (
+                await graph.ainvoke({"x": 0}),
+                await graph.ainvoke({"x": 0}, stream_mode="updates"),
+                await graph.ainvoke({"x": 0}, version="v2"),
+            )
+        )
+    ours, theirs = (normalize(Result(list(r))) for r in results)
+    assert ours == theirs
+
+
+async def test_astream_failing_node_cancels_async_siblings() -> None:
+    """Async: the failing task cancels its still-running sibling, whose chunks never appear."""
+
+    def build(lib: Lib) -> Any:
+        async def boom(state: State) -> dict[str, Any]:
+            await asyncio.sleep(0.01)
+            raise ConnectionError("async down")
+
+        async def slow(state: State) -> dict[str, Any]:
+            lib.get_stream_writer()("slow started")
+            await asyncio.sleep(0.2)
+            lib.get_stream_writer()("slow finished")
+            return {"log": ["slow"]}
+
+        async def quick(state: State) -> dict[str, Any]:
+            return {"log": ["quick"]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("boom", boom)
+        graph.add_node("slow", slow)
+        graph.add_node("quick", quick)
+        for name in ("boom", "slow", "quick"):
+            graph.add_edge(lib.START, name)
+        return graph.compile()
+
+    chunks, error = await assert_same_async(build, {"x": 0}, stream_mode=[*MODES, "debug"])
+    assert error[1] == "ConnectionError"
+    assert ("custom", "slow finished") not in chunks
+    assert ("updates", {"quick": {"log": ["quick"]}}) in chunks
+
+
+async def test_astream_sync_failing_node_among_sync_siblings() -> None:
+    """Sync nodes under astream run in threads; LangGraph still cancels (their results are dropped)."""
+
+    def build(lib: Lib) -> Any:
+        def boom(state: State) -> dict[str, Any]:
+            raise ConnectionError("down")
+
+        async def slow(state: State) -> dict[str, Any]:
+            await asyncio.sleep(0.1)
+            return {"log": ["slow"]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("boom", boom)
+        graph.add_node("slow", slow)
+        graph.add_edge(lib.START, "boom")
+        graph.add_edge(lib.START, "slow")
+        return graph.compile()
+
+    chunks, error = await assert_same_async(build, {"x": 0}, stream_mode=MODES)
+    assert error[1] == "ConnectionError"
+
+
+async def test_async_retry_policy() -> None:
+    def build(lib: Lib) -> Any:
+        attempts = {"n": 0}
+
+        async def flaky(state: State) -> dict[str, Any]:
+            attempts["n"] += 1
+            lib.get_stream_writer()(f"attempt {attempts['n']}")
+            if attempts["n"] < 2:
+                raise ConnectionError("again")
+            return {"log": ["ok"]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("flaky", flaky, retry_policy=lib.RetryPolicy(initial_interval=0.001, jitter=False))
+        graph.add_edge(lib.START, "flaky")
+        return graph.compile()
+
+    await assert_same_async(build, {"x": 0}, stream_mode=[*MODES, "debug"])
+
+
+async def test_async_recursion_limit() -> None:
+    def build(lib: Lib) -> Any:
+        async def loop(state: State) -> dict[str, Any]:
+            return {"x": state["x"] + 1}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("loop", loop)
+        graph.add_edge(lib.START, "loop")
+        graph.add_edge("loop", "loop")
+        return graph.compile()
+
+    chunks, error = await assert_same_async(build, {"x": 0}, config={"recursion_limit": 3}, stream_mode="values")
+    assert error[1] == "GraphRecursionError"
+    assert len(chunks) == 4
+
+
+async def test_graph_invoked_inside_async_node() -> None:
+    def build(lib: Lib) -> Any:
+        child = lib.StateGraph(State)
+        child.add_node("inner", lambda state: {"log": ["inner"]})
+        child.add_edge(lib.START, "inner")
+        compiled = child.compile()
+
+        async def caller(state: State) -> dict[str, Any]:
+            first = await compiled.ainvoke({"x": 1})
+            second = await compiled.ainvoke({"x": 2})
+            return {"log": [*first["log"], *second["log"]]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("caller", caller)
+        graph.add_edge(lib.START, "caller")
+        return graph.compile()
+
+    for subgraphs in (False, True):
+        await assert_same_async(build, {"x": 0}, stream_mode=MODES, subgraphs=subgraphs)
+
+
+async def test_arun_collects_chunks_before_the_error() -> None:
+    def build(lib: Lib) -> Any:
+        async def boom(state: State) -> dict[str, Any]:
+            raise KeyError("k")
+
+        graph = lib.StateGraph(State)
+        graph.add_node("ok", lambda state: {"log": ["ok"]})
+        graph.add_node("boom", boom)
+        graph.add_edge(lib.START, "ok")
+        graph.add_edge("ok", "boom")
+        return graph.compile()
+
+    results = [await arun(lib, build, {"x": 0}, stream_mode="updates") for lib in LIBS]
+    assert normalize(results[0]) == normalize(results[1])
+    assert results[0].chunks == [{"ok": {"log": ["ok"]}}]
+
+
+StreamWriter = Any
