@@ -115,8 +115,65 @@ def _demo(args: argparse.Namespace) -> int:
     spans, records, traces = _summarise_file(output)
     trace_ids = ", ".join(sorted(traces))
     print(f"Telemetry written to {destination}: {spans} spans, {records} stream records, trace {trace_ids}.")
-    print("It is OTLP-JSON, the OpenTelemetry Collector file exporter's format. To send the same run to a")
-    print("collector instead: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 ./scripts/demo.sh")
+    print("It is OTLP-JSON, the OpenTelemetry Collector file exporter's format. Rebuild the stream from it:")
+    print(
+        f"  .venv/bin/otelstream replay {destination} --subgraphs     (list runs: otelstream runs {destination})"
+    )
+    print(
+        "Send the next run to a collector instead: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 ./scripts/demo.sh"
+    )
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    import otelstream
+    from otelstream.telemetry.codec import encode
+
+    try:
+        replayed = otelstream.replay(
+            args.source,
+            run_id=args.run_id,
+            stream_mode=args.stream_mode,
+            subgraphs=args.subgraphs,
+            project=args.project,
+        )
+        for seq, chunk in replayed.numbered():
+            print(
+                f'{{"seq":{seq},"ns":{encode(list(chunk.namespace))},"mode":"{chunk.mode}",'
+                f'"chunk":{encode(chunk.payload)}}}'
+            )
+    except (otelstream.ReplayError, otelstream.ReplaySourceError) as exc:
+        raise CliError(str(exc)) from None
+    for gap in replayed.gaps:
+        print(
+            f"otelstream: gap: chunks {gap.first_seq}..{gap.first_seq + gap.count - 1} are missing",
+            file=sys.stderr,
+        )
+    for seq in replayed.truncated:
+        print(f"otelstream: chunk {seq} was truncated in telemetry", file=sys.stderr)
+    for note in replayed.notes:
+        print(f"otelstream: {note}", file=sys.stderr)
+    return 0 if replayed.complete else 1
+
+
+def _runs(args: argparse.Namespace) -> int:
+    import otelstream
+
+    try:
+        found = otelstream.runs(args.source, project=args.project)
+    except otelstream.ReplaySourceError as exc:
+        raise CliError(str(exc)) from None
+    print(
+        f"{'run id':<36}  {'graph':<16} {'start (UTC)':<26} {'seconds':>8}  {'outcome':<10} {'chunks':>11}  modes"
+    )
+    for run in found:
+        start = run.start.isoformat(timespec="milliseconds") if run.start else "?"
+        seconds = f"{run.duration_s:.3f}" if run.duration_s is not None else "?"
+        count = f"{run.received}/{run.event_count if run.event_count is not None else '?'}"
+        print(
+            f"{run.run_id:<36}  {run.graph:<16} {start:<26} {seconds:>8}  {run.outcome or '?':<10} "
+            f"{count:>11}  {','.join(run.stream_modes)}"
+        )
     return 0
 
 
@@ -140,6 +197,20 @@ def _parser() -> argparse.ArgumentParser:
         help="modes to stream (default: %(default)s)",
     )
     demo.set_defaults(func=_demo)
+
+    source_help = "an OTLP-JSON file, or a Phoenix server URL such as http://127.0.0.1:6006"
+    replay = sub.add_parser("replay", help="print a run's stream, rebuilt from its telemetry, as JSON lines")
+    replay.add_argument("source", help=source_help)
+    replay.add_argument("--run-id", help="the run to replay (required when the source holds several)")
+    replay.add_argument("--stream-mode", nargs="+", help="modes to replay (default: those the run streamed)")
+    replay.add_argument("--subgraphs", action="store_true", help="include subgraph chunks")
+    replay.add_argument("--project", default="default", help="Phoenix project (default: %(default)s)")
+    replay.set_defaults(func=_replay)
+
+    runs = sub.add_parser("runs", help="list the streamed runs a source holds")
+    runs.add_argument("source", help=source_help)
+    runs.add_argument("--project", default="default", help="Phoenix project (default: %(default)s)")
+    runs.set_defaults(func=_runs)
     return parser
 
 
@@ -151,6 +222,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"otelstream: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # the reader (e.g. `| head`) went away: stop quietly, as Unix tools do
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

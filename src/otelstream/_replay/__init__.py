@@ -162,6 +162,11 @@ class Replay:
         self._chunks = [unique[seq] for seq in sorted(unique)]
         self.gaps = _gaps(sorted(unique), run.event_count)
         self.truncated = [c.seq for c in self._chunks if c.truncated]
+        if run.event_count is None:
+            notes.append(
+                "the run's otelstream.run.end record is not in the source: chunks missing at the "
+                "end of the stream cannot be detected"
+            )
         self._formatter = formatter
         self._modes = set(modes)
         self._subgraphs = subgraphs
@@ -172,12 +177,17 @@ class Replay:
         return not self.gaps and not self.truncated and self.run.event_count is not None
 
     def __iter__(self) -> Iterator[Any]:
+        for _, chunk in self.numbered():
+            yield self._formatter(chunk)
+
+    def numbered(self) -> Iterator[tuple[int, Chunk]]:
+        """Yield ``(seq, chunk)`` for each replayed chunk, before shaping it like ``stream()``."""
         for carried in self._chunks:
             if carried.mode not in self._modes:
                 continue
             if carried.namespace and not self._subgraphs:
                 continue
-            yield self._formatter(Chunk(carried.namespace, carried.mode, _payload(carried)))
+            yield carried.seq, Chunk(carried.namespace, carried.mode, _payload(carried))
 
 
 def _payload(carried: Carried) -> Any:

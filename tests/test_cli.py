@@ -1,0 +1,88 @@
+"""The otelstream command: demo, replay and runs, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from otelstream._cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _otelstream(
+    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "otelstream._cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_demo_streams_three_modes_live_and_writes_replayable_telemetry(tmp_path: Path) -> None:
+    output = tmp_path / "demo.otlp.jsonl"
+    demo = _otelstream("demo", "--output", str(output), env={"OTEL_EXPORTER_OTLP_ENDPOINT": ""})
+    assert demo.returncode == 0, demo.stderr
+    lines = demo.stdout.splitlines()
+    assert "Fetched 10/60 records  [10/60 records]" in demo.stdout
+    assert any(line.startswith("summarize") and " updates " in line for line in lines)
+    assert f"Telemetry written to {output}: 9 spans, 24 stream records" in demo.stdout
+    assert f"otelstream replay {output} --subgraphs" in demo.stdout
+
+    runs = _otelstream("runs", str(output))
+    assert runs.returncode == 0, runs.stderr
+    assert " ingest " in runs.stdout and " completed " in runs.stdout and " 24/24 " in runs.stdout
+
+    replay = _otelstream("replay", str(output), "--subgraphs")
+    assert replay.returncode == 0, replay.stderr
+    chunks = [json.loads(line) for line in replay.stdout.splitlines()]
+    assert [c["seq"] for c in chunks] == list(range(24))
+    assert chunks[1] == {
+        "seq": 1,
+        "ns": [],
+        "mode": "custom",
+        "chunk": {"progress": 10, "total": 60, "unit": "records", "message": "Fetched 10/60 records"},
+    }
+    assert {tuple(c["ns"])[0].split(":")[0] for c in chunks if c["ns"]} == {"summarize"}
+
+
+def test_replay_reports_gaps_on_stderr_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "demo.otlp.jsonl"
+    assert (
+        _otelstream("demo", "--output", str(output), env={"OTEL_EXPORTER_OTLP_ENDPOINT": ""}).returncode == 0
+    )
+    documents = [json.loads(line) for line in output.read_text().splitlines()]
+    for document in documents:  # drop the records of chunks 0 and 1
+        for resource in document.get("resourceLogs", []):
+            for scope in resource["scopeLogs"]:
+                scope["logRecords"] = [
+                    r
+                    for r in scope["logRecords"]
+                    if {"key": "otelstream.seq", "value": {"intValue": "0"}} not in r["attributes"]
+                    and {"key": "otelstream.seq", "value": {"intValue": "1"}} not in r["attributes"]
+                ]
+    damaged = tmp_path / "damaged.jsonl"
+    damaged.write_text("".join(json.dumps(d) + "\n" for d in documents))
+    code = main(["replay", str(damaged), "--subgraphs"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert err == "otelstream: gap: chunks 0..1 are missing\n"
+
+
+def test_errors_are_one_line_without_traceback(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main(["replay", str(tmp_path / "nope.jsonl")]) == 2
+    assert capsys.readouterr().err == f"otelstream: error: no such file: {tmp_path / 'nope.jsonl'}\n"
+    assert main(["demo", "--graph", str(tmp_path / "missing.py:graph")]) == 2
+    assert "graph file" in capsys.readouterr().err
