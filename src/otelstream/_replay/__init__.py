@@ -20,11 +20,11 @@ import datetime
 from collections.abc import Iterator
 from typing import Any
 
+from otelstream._replay._model import Carried, Telemetry
+from otelstream._replay._sources import ReplaySourceError, load
 from otelstream.consumer.channel import Chunk
 from otelstream.consumer.output import make_formatter, normalize_modes
 from otelstream.errors import ErrorCode, OtelstreamError
-from otelstream._replay._model import Carried, Telemetry
-from otelstream._replay._sources import ReplaySourceError, load
 from otelstream.telemetry.codec import DecodeError, decode
 
 __all__ = [
