@@ -77,8 +77,7 @@ def _summarise_file(path: Path) -> tuple[int, int, set[str]]:
                 records += sum(
                     1
                     for r in scope.get("logRecords", [])
-                    if r.get("eventName", "").startswith("otelstream.")
-                    and r.get("eventName") != "otelstream.run.end"
+                    if r.get("eventName", "").startswith("otelstream.") and r.get("eventName") != "otelstream.run.end"
                 )
     return spans, records, traces
 
@@ -116,9 +115,7 @@ def _demo(args: argparse.Namespace) -> int:
     trace_ids = ", ".join(sorted(traces))
     print(f"Telemetry written to {destination}: {spans} spans, {records} stream records, trace {trace_ids}.")
     print("It is OTLP-JSON, the OpenTelemetry Collector file exporter's format. Rebuild the stream from it:")
-    print(
-        f"  .venv/bin/otelstream replay {destination} --subgraphs     (list runs: otelstream runs {destination})"
-    )
+    print(f"  .venv/bin/otelstream replay {destination} --subgraphs     (list runs: otelstream runs {destination})")
     print(
         "Send the next run to a collector instead: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 ./scripts/demo.sh"
     )
@@ -163,9 +160,7 @@ def _runs(args: argparse.Namespace) -> int:
         found = otelstream.runs(args.source, project=args.project)
     except otelstream.ReplaySourceError as exc:
         raise CliError(str(exc)) from None
-    print(
-        f"{'run id':<36}  {'graph':<16} {'start (UTC)':<26} {'seconds':>8}  {'outcome':<10} {'chunks':>11}  modes"
-    )
+    print(f"{'run id':<36}  {'graph':<16} {'start (UTC)':<26} {'seconds':>8}  {'outcome':<10} {'chunks':>11}  modes")
     for run in found:
         start = run.start.isoformat(timespec="milliseconds") if run.start else "?"
         seconds = f"{run.duration_s:.3f}" if run.duration_s is not None else "?"
@@ -178,17 +173,11 @@ def _runs(args: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="otelstream", description=__doc__.splitlines()[0] if __doc__ else None
-    )
+    parser = argparse.ArgumentParser(prog="otelstream", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="stream an example graph; telemetry to a file or OTLP")
-    demo.add_argument(
-        "--graph", default=_DEFAULT_GRAPH, help="FILE.py:NAME of a compiled graph (default: %(default)s)"
-    )
-    demo.add_argument(
-        "--output", default=_DEFAULT_OUTPUT, help="OTLP-JSON file to write (default: %(default)s)"
-    )
+    demo.add_argument("--graph", default=_DEFAULT_GRAPH, help="FILE.py:NAME of a compiled graph (default: %(default)s)")
+    demo.add_argument("--output", default=_DEFAULT_OUTPUT, help="OTLP-JSON file to write (default: %(default)s)")
     demo.add_argument(
         "--stream-mode",
         nargs="+",

@@ -22,7 +22,7 @@ from typing import Any
 
 from opentelemetry import _logs, trace
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
-from opentelemetry.sdk._logs.export import BatchLogRecordProcessor, LogRecordExporter
+from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -33,6 +33,7 @@ from otelstream.consumer.span_events import install_span_event_hook
 from otelstream.engine.types import STREAM_MODES
 from otelstream.telemetry import semconv
 from otelstream.telemetry.emit import Pipeline
+from otelstream.telemetry.export import BackpressureLogRecordProcessor
 from otelstream.telemetry.file_exporter import (
     OTLPJsonFile,
     OTLPJsonFileLogExporter,
@@ -136,11 +137,11 @@ def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
         if options.file:
             file = OTLPJsonFile(options.file)
             tracer_provider.add_span_processor(BatchSpanProcessor(OTLPJsonFileSpanExporter(file)))
-            logger_provider.add_log_record_processor(BatchLogRecordProcessor(OTLPJsonFileLogExporter(file)))
+            logger_provider.add_log_record_processor(BackpressureLogRecordProcessor(OTLPJsonFileLogExporter(file)))
         if _otlp_wanted(options):
             span_exporter, log_exporter = _otlp_exporters()
             tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
-            logger_provider.add_log_record_processor(BatchLogRecordProcessor(log_exporter))
+            logger_provider.add_log_record_processor(BackpressureLogRecordProcessor(log_exporter))
         for span_processor in _settings.span_processors:
             tracer_provider.add_span_processor(span_processor)
         for log_processor in _settings.log_record_processors:
@@ -227,9 +228,7 @@ def configure(
         ValueError: ``max_payload_bytes`` is not positive, or a span event mode is unknown.
     """
     if span_event_modes is None:
-        span_event_modes = [
-            m.strip() for m in os.environ.get(ENV_SPAN_EVENT_MODES, "").split(",") if m.strip()
-        ]
+        span_event_modes = [m.strip() for m in os.environ.get(ENV_SPAN_EVENT_MODES, "").split(",") if m.strip()]
     unknown = sorted(set(span_event_modes) - STREAM_MODES)
     if unknown:
         raise InvalidStreamArgumentError(

@@ -64,9 +64,7 @@ class _StreamRequest:
     formatter: Callable[[Chunk], Any]
 
 
-def _prepare(
-    graph: CompiledStateGraph, config: Any, stream_mode: Any, subgraphs: bool, version: str
-) -> _StreamRequest:
+def _prepare(graph: CompiledStateGraph, config: Any, stream_mode: Any, subgraphs: bool, version: str) -> _StreamRequest:
     # validated when stream()/astream() is called, before anything runs
     default = "values" if current_task_context() is not None else graph.stream_mode
     return _StreamRequest(
@@ -130,9 +128,7 @@ class _Run:
             config=config,
         )
         self.loop = RunLoop(graph, self.run, observer, recursion_limit=config["recursion_limit"])
-        self.live = request is not None and (
-            bool(_LIVE_MODES.intersection(request.modes)) or request.subgraphs
-        )
+        self.live = request is not None and (bool(_LIVE_MODES.intersection(request.modes)) or request.subgraphs)
 
     def drain_all(self) -> list[Any]:
         """Return every chunk left once the run is over (the loop emits nothing more)."""
@@ -228,9 +224,7 @@ class Driver:
         """Async version of :meth:`stream`; the arguments are validated at the call too."""
         return self._astream(graph, input, _prepare(graph, config, stream_mode, subgraphs, version))
 
-    async def _astream(
-        self, graph: CompiledStateGraph, input: Any, request: _StreamRequest
-    ) -> AsyncIterator[Any]:
+    async def _astream(self, graph: CompiledStateGraph, input: Any, request: _StreamRequest) -> AsyncIterator[Any]:
         waker = AsyncWaker()
         state = _Run(graph, request.config, request, waker.notify)
         formatter = request.formatter

@@ -252,8 +252,7 @@ def replay(
     run = summaries.get(run_id)
     if run is None:
         raise ReplayError(
-            f"run {run_id} has no telemetry in this source: it was sampled out, not exported yet, "
-            "or streamed elsewhere"
+            f"run {run_id} has no telemetry in this source: it was sampled out, not exported yet, or streamed elsewhere"
         )
     notes = list(telemetry.problems)
     recorded = list(run.stream_modes)
@@ -267,9 +266,7 @@ def replay(
     if subgraphs and run.subgraphs is False:
         notes.append("the run was streamed without subgraphs=True: no subgraph chunks were recorded")
     formatter = make_formatter(stream_mode, subgraphs, version)
-    result = Replay(
-        run, [c for c in telemetry.chunks if c.run_id == run_id], formatter, modes, subgraphs, notes
-    )
+    result = Replay(run, [c for c in telemetry.chunks if c.run_id == run_id], formatter, modes, subgraphs, notes)
     if strict and not result.complete:
         raise IncompleteStreamError(
             f"run {run_id} is incomplete in this source: gaps {result.gaps}, truncated chunks "

@@ -52,9 +52,7 @@ def normalize_modes(stream_mode: Any, default: str) -> list[str]:
         )
     for mode in modes:
         if not isinstance(mode, str) or mode not in STREAM_MODES:
-            raise InvalidStreamArgumentError(
-                f"Unknown stream_mode {mode!r}; expected one of {sorted(STREAM_MODES)}"
-            )
+            raise InvalidStreamArgumentError(f"Unknown stream_mode {mode!r}; expected one of {sorted(STREAM_MODES)}")
     return modes
 
 

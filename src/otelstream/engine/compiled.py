@@ -129,9 +129,7 @@ class StreamDriver(Protocol):
         """Run synchronously, yielding chunks."""
         ...
 
-    def astream(
-        self, graph: CompiledStateGraph, input: Any, config: Any, **kwargs: Any
-    ) -> AsyncIterator[Any]:
+    def astream(self, graph: CompiledStateGraph, input: Any, config: Any, **kwargs: Any) -> AsyncIterator[Any]:
         """Run asynchronously, yielding chunks."""
         ...
 
@@ -301,14 +299,10 @@ class CompiledStateGraph:
             if current_task_context() is not None and version == "v1":
                 return await _driver().ainvoke_nested(graph, input, call_config(config))
             last: Any = None
-            async for chunk in graph.astream(
-                input, config, stream_mode=["values"], version=version, **kwargs
-            ):
+            async for chunk in graph.astream(input, config, stream_mode=["values"], version=version, **kwargs):
                 last = chunk["data"] if version == "v2" else chunk[1]
             return GraphOutput(value=last) if version == "v2" else last
-        return [
-            c async for c in graph.astream(input, config, stream_mode=stream_mode, version=version, **kwargs)
-        ]
+        return [c async for c in graph.astream(input, config, stream_mode=stream_mode, version=version, **kwargs)]
 
     def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any) -> CompiledStateGraph:
         """Return a copy that merges ``config`` into every call's config."""

@@ -61,9 +61,7 @@ def _callable_of(action: Any) -> Any:
 
 
 def _is_async(action: Any) -> bool:
-    return inspect.iscoroutinefunction(action) or inspect.iscoroutinefunction(
-        getattr(action, "__call__", None)
-    )
+    return inspect.iscoroutinefunction(action) or inspect.iscoroutinefunction(getattr(action, "__call__", None))
 
 
 def _parameters(action: Any) -> dict[str, inspect.Parameter]:
@@ -89,9 +87,7 @@ def _first_param_schema(action: Any) -> Any:
     # LangGraph's inference: the first parameter's annotation, when it is a class with
     # annotations (``state: Any`` or ``state: dict`` read the graph's state schema)
     if not (
-        inspect.isfunction(action)
-        or inspect.ismethod(action)
-        or inspect.ismethod(getattr(action, "__call__", None))
+        inspect.isfunction(action) or inspect.ismethod(action) or inspect.ismethod(getattr(action, "__call__", None))
     ):
         return None
     try:
@@ -226,8 +222,7 @@ class StateGraph(Generic[StateT]):
         for character in _RESERVED_CHARACTERS:
             if character in node:
                 raise InvalidGraphError(
-                    f"'{character}' is a reserved character and is not allowed in the node "
-                    f"names (node `{node}`).",
+                    f"'{character}' is a reserved character and is not allowed in the node names (node `{node}`).",
                     code=ErrorCode.INVALID_NODE,
                 )
         from otelstream.engine.compiled import CompiledStateGraph
@@ -380,9 +375,7 @@ class StateGraph(Generic[StateT]):
         sources.update(name for name, spec in self.nodes.items() if spec.ends)
         for source in sorted(sources):
             if source not in self.nodes and source != START:
-                raise InvalidGraphError(
-                    f"Found edge starting at unknown node '{source}'", code=ErrorCode.INVALID_EDGE
-                )
+                raise InvalidGraphError(f"Found edge starting at unknown node '{source}'", code=ErrorCode.INVALID_EDGE)
         if START not in sources:
             raise InvalidGraphError(
                 "Graph must have an entrypoint: add at least one edge from START to another node",
@@ -404,9 +397,7 @@ class StateGraph(Generic[StateT]):
             targets.update(spec.ends)
         for target in sorted(targets):
             if target not in self.nodes and target != END:
-                raise InvalidGraphError(
-                    f"Found edge ending at unknown node `{target}`", code=ErrorCode.INVALID_EDGE
-                )
+                raise InvalidGraphError(f"Found edge ending at unknown node `{target}`", code=ErrorCode.INVALID_EDGE)
 
     def compile(self, *, name: str | None = None) -> CompiledStateGraph:
         """Validate the graph and return a runnable, streamable graph.

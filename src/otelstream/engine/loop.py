@@ -94,9 +94,7 @@ class RunLoop:
         # "values" and "updates" show the output keys (invoke() passes the output schema's,
         # as LangGraph does); task results show every state key
         output_keys = getattr(graph, "stream_output_keys", None)
-        self.output_keys: str | list[str] = (
-            output_keys if output_keys is not None else list(self.topology.fields)
-        )
+        self.output_keys: str | list[str] = output_keys if output_keys is not None else list(self.topology.fields)
         self._output_set = frozenset([output_keys] if isinstance(output_keys, str) else self.output_keys)
 
     # --- emitting -------------------------------------------------------------------------
@@ -327,14 +325,11 @@ class RunLoop:
             return writes, gotos
         return _updates_of(result, list(self.topology.fields)), []
 
-    def _command_writes(
-        self, command: Command, source: str
-    ) -> tuple[list[tuple[str, Any]], list[Send | str]]:
+    def _command_writes(self, command: Command, source: str) -> tuple[list[tuple[str, Any]], list[Send | str]]:
         fields = self.topology.fields
         if command.graph == Command.PARENT:
             raise InvalidUpdateError(
-                f"Node '{source}' returned Command(graph=Command.PARENT), which otelstream does "
-                "not support yet",
+                f"Node '{source}' returned Command(graph=Command.PARENT), which otelstream does not support yet",
                 code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
             )
         writes = [(k, v) for k, v in command.update_items() if k in fields]
@@ -378,9 +373,7 @@ class RunLoop:
         if target == END:
             return []
         if target not in self.topology.nodes:
-            raise InvalidUpdateError(
-                f"Node '{source}' routed to unknown node '{target}'", code=ErrorCode.INVALID_SEND
-            )
+            raise InvalidUpdateError(f"Node '{source}' routed to unknown node '{target}'", code=ErrorCode.INVALID_SEND)
         return [(branch_channel(target), None)]
 
     def _local_state(self, writes: list[tuple[str, Any]]) -> Any:

@@ -106,8 +106,7 @@ def schema_fields(schema: Any) -> list[SchemaField]:
         keys = list(hints)
     else:
         raise InvalidGraphError(
-            f"Invalid state schema {schema.__name__}: expected a TypedDict, dataclass or "
-            "pydantic model class",
+            f"Invalid state schema {schema.__name__}: expected a TypedDict, dataclass or pydantic model class",
             code=ErrorCode.INVALID_STATE_SCHEMA,
         )
     if not keys:

@@ -29,9 +29,7 @@ END: Literal["__end__"] = "__end__"
 StreamMode = Literal["values", "updates", "custom", "messages", "debug", "tasks", "checkpoints"]
 """How ``stream()`` emits: the names LangGraph uses."""
 
-STREAM_MODES: frozenset[str] = frozenset(
-    ("values", "updates", "custom", "messages", "debug", "tasks", "checkpoints")
-)
+STREAM_MODES: frozenset[str] = frozenset(("values", "updates", "custom", "messages", "debug", "tasks", "checkpoints"))
 
 
 class StreamWriter(Protocol):

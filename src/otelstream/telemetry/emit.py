@@ -32,6 +32,7 @@ from otelstream.engine.types import StreamMode
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
+from otelstream.telemetry.export import DROPS
 
 __all__ = ["Pipeline", "StreamRecord", "StreamTarget", "TelemetryObserver"]
 
@@ -269,6 +270,7 @@ class TelemetryObserver:
                 attributes=attributes,
             )
             run.handle = _new_handle(span, parent_context)
+            DROPS.open(run.run_id)
             sampled = run.handle.sampled
             for target in own:
                 # a run the application's sampler dropped still streams, through the
@@ -281,10 +283,15 @@ class TelemetryObserver:
         if handle is None:
             return
         with handle_internal_errors("ending a run span"):
-            self._emit_run_end(run, outcome, handle)
+            dropped = DROPS.take(run.run_id)
+            self._emit_run_end(run, outcome, handle, dropped)
+            if dropped:
+                handle.span.set_attribute(semconv.DROPPED, sum(dropped.values()))
+                for mode, count in dropped.items():
+                    handle.span.set_attribute(f"{semconv.DROPPED}.{mode}", count)
             _end_span(handle.span, outcome, error)
 
-    def _emit_run_end(self, run: RunInfo, outcome: Outcome, handle: _Handle) -> None:
+    def _emit_run_end(self, run: RunInfo, outcome: Outcome, handle: _Handle, dropped: dict[str, int]) -> None:
         for target in self.targets:
             if target.run_id != run.run_id:
                 continue
@@ -300,6 +307,8 @@ class TelemetryObserver:
                     semconv.STREAM_MODES: list(target.mode_order),
                     semconv.MODES_TAGGED: target.tagged,
                     semconv.SUBGRAPHS: target.subgraphs,
+                    semconv.DROPPED: sum(dropped.values()),
+                    **{f"{semconv.DROPPED}.{mode}": count for mode, count in dropped.items()},
                 },
                 event_name=semconv.RUN_END_EVENT,
             )

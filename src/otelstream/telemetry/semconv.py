@@ -26,6 +26,9 @@ PAYLOAD: Final = "otelstream.payload"
 PAYLOAD_SIZE: Final = "otelstream.payload.size"
 PAYLOAD_TRUNCATED: Final = "otelstream.payload.truncated"
 EVENT_COUNT: Final = "otelstream.event_count"
+DROPPED: Final = "otelstream.dropped"
+"""Records of the run lost before export; ``otelstream.dropped.<mode>`` per mode."""
+METRIC_DROPPED: Final = "otelstream.stream.dropped"
 
 # --- spans ---------------------------------------------------------------------------------
 OUTCOME: Final = "otelstream.outcome"

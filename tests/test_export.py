@@ -1,0 +1,160 @@
+"""Export that keeps the promise: bursts arrive whole, losses are counted and reported."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from opentelemetry.sdk._logs import ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otelstream
+from otelstream import START, StateGraph, get_stream_writer
+from otelstream.telemetry import semconv
+from otelstream.telemetry.export import BackpressureLogRecordProcessor, DropLedger
+
+
+def _last(a: int, b: int) -> int:
+    return b
+
+
+class State(TypedDict):
+    n: Annotated[int, _last]
+
+
+def _burst_graph(events: int) -> otelstream.CompiledStateGraph:
+    def burst(state: State) -> dict[str, Any]:
+        write = get_stream_writer()
+        for i in range(events):
+            write(i)
+        return {"n": events}
+
+    g = StateGraph(State)
+    g.add_node("burst", burst)
+    g.add_edge(START, "burst")
+    return g.compile(name="burst")
+
+
+class CountingExporter(LogRecordExporter):
+    """Counts what it receives; optionally slow, failing or stuck."""
+
+    def __init__(self, *, delay: float = 0.0, fail: bool = False, block: threading.Event | None = None) -> None:
+        self.seqs: list[int] = []
+        self.delay = delay
+        self.fail = fail
+        self.block = block
+        self.lock = threading.Lock()
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        if self.block is not None:
+            self.block.wait(timeout=30)
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail:
+            return LogRecordExportResult.FAILURE
+        with self.lock:
+            for record in batch:
+                seq = (record.log_record.attributes or {}).get(semconv.SEQ)
+                if isinstance(seq, int):
+                    self.seqs.append(seq)
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        pass
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def _configure(
+    exporter: LogRecordExporter, **kwargs: Any
+) -> tuple[BackpressureLogRecordProcessor, InMemorySpanExporter]:
+    processor = BackpressureLogRecordProcessor(exporter, **kwargs)
+    spans = InMemorySpanExporter()
+    otelstream.configure(
+        additional_log_record_processors=[processor],
+        additional_span_processors=[SimpleSpanProcessor(spans)],
+    )
+    return processor, spans
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> Iterator[None]:
+    yield
+    otelstream.configure()
+
+
+def test_a_100k_event_burst_reaches_the_exporter_whole_with_default_settings() -> None:
+    exporter = CountingExporter(delay=0.001)  # an exporter slower than the burst
+    processor, spans = _configure(exporter)
+    streamed = list(_burst_graph(100_000).stream({"n": 0}, stream_mode="custom"))
+    assert processor.force_flush(60_000)
+
+    assert streamed == list(range(100_000))
+    assert sorted(exporter.seqs) == list(range(100_000))
+    assert processor.dropped == 0
+    [run] = [s for s in spans.get_finished_spans() if s.name == "invoke_workflow burst"]
+    assert semconv.DROPPED not in (run.attributes or {})
+
+
+def test_a_failing_exporter_never_slows_the_app_and_every_loss_is_counted_on_the_run() -> None:
+    processor, spans = _configure(CountingExporter(fail=True), max_queue_size=64, max_export_batch_size=16)
+    streamed = list(_burst_graph(2_000).stream({"n": 0}, stream_mode=["custom", "updates"]))
+    assert streamed[-1] == ("updates", {"burst": {"n": 2000}})
+    assert len(streamed) == 2_001  # the in-process stream is whole
+
+    [run] = [s for s in spans.get_finished_spans() if s.name == "invoke_workflow burst"]
+    attributes = dict(run.attributes or {})
+    # drops seen before the run ended are on its span: dropped at the full queue, or in failed batches
+    assert attributes[semconv.DROPPED] == attributes[f"{semconv.DROPPED}.custom"] + attributes.get(
+        f"{semconv.DROPPED}.updates", 0
+    )
+    assert attributes[semconv.DROPPED] > 1_000
+    processor.shutdown()
+
+
+def test_a_stalled_exporter_blocks_the_app_at_most_briefly_then_drops_with_a_count(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    release = threading.Event()
+    processor, spans = _configure(
+        CountingExporter(block=release), max_queue_size=32, max_export_batch_size=8, stall_millis=100
+    )
+    try:
+        streamed = list(_burst_graph(1_000).stream({"n": 0}, stream_mode="custom"))
+    finally:
+        release.set()
+    assert streamed == list(range(1_000))
+    [run] = [s for s in spans.get_finished_spans() if s.name == "invoke_workflow burst"]
+    assert (run.attributes or {})[f"{semconv.DROPPED}.custom"] > 900
+    assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] == [
+        "otelstream: the exporter is failing or stalled; stream records are being dropped "
+        "(counted per run on the run span and the otelstream.run.end record)"
+    ]
+    processor.shutdown()
+
+
+def test_drop_ledger_counts_only_active_runs() -> None:
+    ledger = DropLedger()
+
+    class Record:
+        def __init__(self, run_id: str, name: str) -> None:
+            self.log_record = type("R", (), {"event_name": name, "attributes": {semconv.RUN_ID: run_id}})()
+
+    ledger.open("r1")
+    ledger.record(Record("r1", "otelstream.custom"))
+    ledger.record(Record("r1", "otelstream.custom"))
+    ledger.record(Record("r1", "otelstream.values"))
+    ledger.record(Record("gone", "otelstream.custom"))
+    assert ledger.take("r1") == {"custom": 2, "values": 1}
+    assert ledger.take("gone") == {}
+
+
+def test_invalid_processor_settings_are_rejected() -> None:
+    with pytest.raises(ValueError, match="must not exceed"):
+        BackpressureLogRecordProcessor(CountingExporter(), max_queue_size=4, max_export_batch_size=8)
