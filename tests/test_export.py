@@ -109,7 +109,7 @@ def test_a_failing_exporter_never_slows_the_app_and_every_loss_is_counted_on_the
     assert len(streamed) == 2_001  # the in-process stream is whole
 
     [run] = [s for s in spans.get_finished_spans() if s.name == "invoke_workflow burst"]
-    attributes = dict(run.attributes or {})
+    attributes: dict[str, Any] = dict(run.attributes or {})
     # drops seen before the run ended are on its span: dropped at the full queue, or in failed batches
     assert attributes[semconv.DROPPED] == attributes[f"{semconv.DROPPED}.custom"] + attributes.get(
         f"{semconv.DROPPED}.updates", 0
@@ -131,7 +131,8 @@ def test_a_stalled_exporter_blocks_the_app_at_most_briefly_then_drops_with_a_cou
         release.set()
     assert streamed == list(range(1_000))
     [run] = [s for s in spans.get_finished_spans() if s.name == "invoke_workflow burst"]
-    assert (run.attributes or {})[f"{semconv.DROPPED}.custom"] > 900
+    dropped: Any = (run.attributes or {})[f"{semconv.DROPPED}.custom"]
+    assert dropped > 900
     assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] == [
         "otelstream: the exporter is failing or stalled; stream records are being dropped "
         "(counted per run on the run span and the otelstream.run.end record)"
