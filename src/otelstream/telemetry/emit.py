@@ -89,10 +89,14 @@ class StreamTarget:
     counter: Iterator[int] = dataclasses.field(default_factory=itertools.count)
     logger: Logger | None = None
     emitted: int = 0
+    final_count: int | None = None
 
     def issued(self) -> int:
-        """Return how many sequence numbers were handed out; call once, when the run is over."""
-        return next(self.counter)
+        """Return how many sequence numbers were handed out; valid once the run is over."""
+        if self.final_count is None:
+            # itertools.count has no peek: taking the next number ends the numbering
+            self.final_count = next(self.counter)
+        return self.final_count
 
     def wants(self, namespace: tuple[str, ...], mode: str) -> bool:
         """Return whether this consumer takes ``mode`` chunks from ``namespace``."""
@@ -295,21 +299,26 @@ class TelemetryObserver:
         for target in self.targets:
             if target.run_id != run.run_id:
                 continue
+            attributes = {
+                semconv.RUN_ID: target.run_id,
+                semconv.GRAPH: run.graph_name,
+                semconv.OUTCOME: outcome,
+                semconv.EVENT_COUNT: target.issued(),
+                semconv.STREAM_MODES: list(target.mode_order),
+                semconv.MODES_TAGGED: target.tagged,
+                semconv.SUBGRAPHS: target.subgraphs,
+                semconv.DROPPED: sum(dropped.values()),
+                **{f"{semconv.DROPPED}.{mode}": count for mode, count in dropped.items()},
+            }
+            if self.pipeline.span_event_modes and handle.sampled:
+                # a trace-only backend gets the end record with the chunks it carries
+                handle.span.add_event(semconv.RUN_END_EVENT, attributes)
+                continue
             record = LogRecord(
                 timestamp=time.time_ns(),
                 context=handle.context,
                 severity_number=SeverityNumber.INFO,
-                attributes={
-                    semconv.RUN_ID: target.run_id,
-                    semconv.GRAPH: run.graph_name,
-                    semconv.OUTCOME: outcome,
-                    semconv.EVENT_COUNT: target.emitted,
-                    semconv.STREAM_MODES: list(target.mode_order),
-                    semconv.MODES_TAGGED: target.tagged,
-                    semconv.SUBGRAPHS: target.subgraphs,
-                    semconv.DROPPED: sum(dropped.values()),
-                    **{f"{semconv.DROPPED}.{mode}": count for mode, count in dropped.items()},
-                },
+                attributes=attributes,
                 event_name=semconv.RUN_END_EVENT,
             )
             (target.logger or self.pipeline.export_logger).emit(record)

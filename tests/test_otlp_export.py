@@ -1,0 +1,153 @@
+"""Real OTLP/HTTP export to a real receiving process: live visibility and identical streams."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+import otelstream
+from otelstream import START, StateGraph, get_stream_writer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class Receiver:
+    def __init__(self, out: Path, process: subprocess.Popen[str], port: int) -> None:
+        self.out = out
+        self.process = process
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def records(self) -> list[dict[str, Any]]:
+        if not self.out.exists():
+            return []
+        return [
+            record
+            for line in self.out.read_text().splitlines()
+            for resource in json.loads(line).get("resourceLogs", [])
+            for scope in resource["scopeLogs"]
+            for record in scope["logRecords"]
+        ]
+
+
+@pytest.fixture
+def receiver(tmp_path: Path) -> Iterator[Receiver]:
+    out = tmp_path / "received.jsonl"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.otlp_receiver", str(out)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("port="), f"receiver did not start: {line!r}"
+        yield Receiver(out, process, int(line.strip().split("=")[1]))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.fixture
+def otlp_export(receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+    otelstream.configure(export=otelstream.ExportOptions(otlp=True), service_name="otlp-test")
+    yield receiver
+    otelstream.shutdown()
+    otelstream.configure()
+
+
+def _concat(a: list[str], b: list[str]) -> list[str]:
+    return a + b
+
+
+class State(TypedDict):
+    log: Annotated[list[str], _concat]
+
+
+def test_chunks_of_a_running_node_are_visible_in_the_backend_before_it_ends(otlp_export: Receiver) -> None:
+    release = threading.Event()
+    seen_while_running: list[bool] = []
+
+    def long_job(state: State) -> dict[str, Any]:
+        get_stream_writer()({"progress": 1, "total": 10, "message": "Fetched 1/10 records"})
+        seen_while_running.append(release.wait(timeout=30))
+        return {"log": ["long_job"]}
+
+    g = StateGraph(State)
+    g.add_node("long_job", long_job)
+    g.add_edge(START, "long_job")
+
+    def watch_backend() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if any(r.get("eventName") == "otelstream.custom" for r in otlp_export.records()):
+                release.set()
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=watch_backend)
+    watcher.start()
+    streamed = list(g.compile(name="long").stream({"log": []}, stream_mode=["custom", "updates"]))
+    watcher.join()
+    # the node only finished because the receiver already held its chunk
+    assert seen_while_running == [True]
+    assert streamed[0] == ("custom", {"progress": 1, "total": 10, "message": "Fetched 1/10 records"})
+
+
+def test_the_receiving_process_holds_the_stream_the_app_saw(otlp_export: Receiver) -> None:
+    def step(state: State) -> dict[str, Any]:
+        for i in range(300):
+            get_stream_writer()({"i": i, "text": "päyload ✓"})
+        return {"log": ["step"]}
+
+    g = StateGraph(State)
+    g.add_node("step", step)
+    g.add_edge(START, "step")
+    streamed = list(g.compile(name="exported").stream({"log": []}, stream_mode=["values", "custom", "updates"]))
+    assert otelstream.force_flush()
+    replayed = otelstream.replay(otlp_export.out)
+    assert list(replayed) == streamed
+    assert replayed.complete
+    [run] = otelstream.runs(otlp_export.out)
+    assert (run.graph, run.outcome, run.event_count) == ("exported", "completed", len(streamed))
+
+
+def test_service_name_and_resource_attributes_come_from_the_standard_variables(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "from-env")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
+    otelstream.configure(export=otelstream.ExportOptions(otlp=True))
+    try:
+        g = StateGraph(State)
+        g.add_node("a", lambda s: {"log": ["a"]})
+        g.add_edge(START, "a")
+        list(g.compile().stream({"log": []}))
+        assert otelstream.force_flush()
+    finally:
+        otelstream.shutdown()
+        otelstream.configure()
+    resources = [
+        {a["key"]: a["value"]["stringValue"] for a in resource["resource"]["attributes"] if "stringValue" in a["value"]}
+        for line in receiver.out.read_text().splitlines()
+        for resource in json.loads(line).get("resourceLogs", [])
+    ]
+    assert resources and all(r["service.name"] == "from-env" for r in resources)
+    assert all(r["deployment.environment"] == "test" for r in resources)
+    assert os.environ["OTEL_SERVICE_NAME"] == "from-env"
