@@ -151,3 +151,48 @@ def test_service_name_and_resource_attributes_come_from_the_standard_variables(
     assert resources and all(r["service.name"] == "from-env" for r in resources)
     assert all(r["deployment.environment"] == "test" for r in resources)
     assert os.environ["OTEL_SERVICE_NAME"] == "from-env"
+
+
+def test_under_opentelemetry_instrument_the_auto_configured_providers_carry_the_stream(
+    receiver: Receiver, tmp_path: Path
+) -> None:
+    script = tmp_path / "app.py"
+    script.write_text(
+        """
+import json
+from typing import TypedDict
+from otelstream import START, StateGraph, get_stream_writer
+
+class State(TypedDict):
+    n: int
+
+def node(state):
+    get_stream_writer()("from an instrumented app")
+    return {"n": 1}
+
+g = StateGraph(State)
+g.add_node("node", node)
+g.add_edge(START, "node")
+print(json.dumps(list(g.compile(name="instrumented").stream({"n": 0}, stream_mode="custom"))))
+"""
+    )
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "opentelemetry-instrument"), sys.executable, str(script)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={
+            **os.environ,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+            "OTEL_TRACES_EXPORTER": "otlp",
+            "OTEL_LOGS_EXPORTER": "otlp",
+            "OTEL_METRICS_EXPORTER": "none",
+            "OTEL_SERVICE_NAME": "instrumented-app",
+        },
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == ["from an instrumented app"]
+    # the application's auto-configured exporters flushed at exit: the receiver has the chunk
+    assert list(otelstream.replay(receiver.out)) == ["from an instrumented app"]
