@@ -10,4 +10,5 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/mypy
+scripts/e2e-setup.sh
 .venv/bin/pytest "$@"
