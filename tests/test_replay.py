@@ -190,3 +190,36 @@ def test_malformed_records_are_listed_as_problems(tmp_path: Path) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(json.dumps({"resourceLogs": [{"scopeLogs": [{"logRecords": [record]}]}]}) + "\n")
     assert otelstream.runs(path) == []
+
+
+def test_the_callers_run_id_names_the_run_to_replay(telemetry: Telemetry) -> None:
+    config: Any = {"run_id": "0b6c3a5e-0000-4000-8000-000000000001"}
+    streamed = list(_graph().stream({"log": []}, config, stream_mode="custom", subgraphs=True))
+    list(_graph().stream({"log": []}, stream_mode="updates"))
+    replayed = otelstream.replay((telemetry.spans, telemetry.logs), run_id=config["run_id"], subgraphs=True)
+    assert list(replayed) == streamed
+
+
+def test_a_run_id_already_streaming_is_rejected(telemetry: Telemetry) -> None:
+    config: Any = {"run_id": "same"}
+    first = _graph().stream({"log": []}, config, stream_mode="updates")
+    next(first)
+    with pytest.raises(otelstream.InvalidStreamArgumentError, match="run_id same is already streaming"):
+        _graph().stream({"log": []}, config)
+    first.close()
+
+
+def test_when_run_span_and_end_record_are_lost_unknown_modes_are_a_note_not_an_error(telemetry: Telemetry) -> None:
+    otelstream.configure(
+        tracer_provider=telemetry.tracer_provider,
+        logger_provider=telemetry.logger_provider,
+        span_event_modes=["values", "updates"],
+    )
+    streamed = list(_graph().stream({"log": []}, stream_mode=["values", "updates"]))
+    node_spans = [s for s in telemetry.spans.get_finished_spans() if s.name.startswith("invoke_node")]
+    [run] = otelstream.runs(node_spans)
+    assert run.stream_modes == ("updates",) and not run.modes_known
+    replayed = otelstream.replay(node_spans, stream_mode=["values", "updates"])
+    assert list(replayed) == [c for c in streamed if c[0] == "updates"]
+    assert not replayed.complete
+    assert any("whether it streamed them is unknown" in note for note in replayed.notes)

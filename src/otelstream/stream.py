@@ -47,6 +47,9 @@ def _normalize_config(graph: CompiledStateGraph, config: dict[str, Any] | None) 
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise InvalidStreamArgumentError(f"recursion_limit must be a positive int, got {limit!r}")
     merged["recursion_limit"] = limit
+    run_id = merged.get("run_id")
+    if run_id is not None and current_task_context() is None and router().get(str(run_id)) is not None:
+        raise InvalidStreamArgumentError(f"run_id {run_id!s} is already streaming: run ids must be unique")
     merged["tags"] = list(merged.get("tags") or [])
     merged["metadata"] = dict(merged.get("metadata") or {})
     merged["configurable"] = dict(merged.get("configurable") or {})
@@ -96,7 +99,10 @@ class _Run:
     ) -> None:
         parent = current_task_context()
         self.parent = parent
-        run_id = str(uuid.uuid4())
+        # a root run takes the caller's config["run_id"] (LangGraph's RunnableConfig key), so
+        # the application knows which run to replay; nested runs always get their own
+        given = config.get("run_id") if parent is None else None
+        run_id = str(given) if given is not None else str(uuid.uuid4())
         if parent is None:
             namespace: tuple[str, ...] = ()
             observer = TelemetryObserver(current_pipeline(), [], otel_context.get_current())

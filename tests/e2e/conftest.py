@@ -20,14 +20,13 @@ import os
 import signal
 import socket
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 import pytest
 from opentelemetry import _logs, trace
@@ -35,7 +34,6 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk.trace import TracerProvider
 
 import otelstream
-from otelstream.consumer.processor import StreamRouter
 
 REPO = Path(__file__).resolve().parents[2]
 E2E_BIN = REPO / ".venv-e2e" / "bin"
@@ -361,48 +359,6 @@ def otlp_app(monkeypatch: pytest.MonkeyPatch, collector: Collector, project: str
     finally:
         otelstream.shutdown()
         otelstream.configure()
-
-
-class RunIds:
-    """The run ids of the ``stream()`` calls made during a test, in call order.
-
-    ``stream()`` does not hand its run id to the caller; replay needs it. The id is what the
-    call registers with otelstream's router before the run starts, so the test reads it there.
-    """
-
-    def __init__(self) -> None:
-        self._ids: list[str] = []
-        self._lock = threading.Lock()
-
-    def record(self, run_id: str) -> None:
-        """Note one run id."""
-        with self._lock:
-            self._ids.append(run_id)
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def __getitem__(self, index: int) -> str:
-        return self._ids[index]
-
-    @property
-    def last(self) -> str:
-        """The most recent run id."""
-        return self._ids[-1]
-
-
-@pytest.fixture
-def run_ids(monkeypatch: pytest.MonkeyPatch) -> RunIds:
-    """Record the run id of every ``stream()`` call made during the test."""
-    ids = RunIds()
-    original = StreamRouter.open
-
-    def open_and_record(self: StreamRouter, channel: Any) -> None:
-        ids.record(str(channel.run_id))
-        original(self, channel)
-
-    monkeypatch.setattr(StreamRouter, "open", open_and_record)
-    return ids
 
 
 def wait_for_complete_run(phoenix: Phoenix, project: str, run_id: str) -> otelstream.RunSummary:

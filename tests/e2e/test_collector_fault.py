@@ -31,6 +31,7 @@ from __future__ import annotations
 import functools
 import operator
 import threading
+import uuid
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -41,7 +42,6 @@ from tests.e2e.conftest import (
     INGEST_TIMEOUT_S,
     Collector,
     Phoenix,
-    RunIds,
     wait_for_complete_run,
     wait_until,
 )
@@ -111,7 +111,6 @@ def test_a_collector_crash_mid_run_is_reported_by_replay_never_presented_as_comp
     otlp_app: None,
     collector: Collector,
     project: str,
-    run_ids: RunIds,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # while the collector is down, each export gives up after 2 s of retries
@@ -120,13 +119,14 @@ def test_a_collector_crash_mid_run_is_reported_by_replay_never_presented_as_comp
     resume = threading.Event()
 
     streamed: list[Any] = []
-    crashed_run = ""
-    for chunk in job_graph(resume).stream({"steps": []}, stream_mode=MODES):
+    crashed_run = str(uuid.uuid4())
+    killed = False
+    for chunk in job_graph(resume).stream({"steps": []}, {"run_id": crashed_run}, stream_mode=MODES):
         streamed.append(chunk)
         if chunk == WAITING:
             # node "first" has ended and its span (its chunks as events) went out through the
             # collector: wait until Phoenix stores it, so that what is lost is the crash's doing
-            crashed_run = run_ids.last
+            killed = True
             wait_until(
                 functools.partial(_stored_chunks, phoenix, project, crashed_run),
                 timeout_s=INGEST_TIMEOUT_S,
@@ -134,15 +134,14 @@ def test_a_collector_crash_mid_run_is_reported_by_replay_never_presented_as_comp
             )
             collector.kill()
             resume.set()
-    assert crashed_run, "node hold never wrote its waiting chunk"
+    assert killed, "node hold never wrote its waiting chunk"
     # the run ended while the collector was down: these exports fail and are given up
     otelstream.force_flush()
 
     collector.restart()
-    reference = list(job_graph(resume).stream({"steps": []}, stream_mode=MODES))
+    reference_run = str(uuid.uuid4())
+    reference = list(job_graph(resume).stream({"steps": []}, {"run_id": reference_run}, stream_mode=MODES))
     assert otelstream.force_flush()
-    reference_run = run_ids.last
-    assert reference_run != crashed_run
 
     # the application is unaffected: its stream is whole, chunk for chunk like a healthy run's
     # (tasks and debug chunks hold task ids and timestamps of their own)

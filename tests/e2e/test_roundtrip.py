@@ -8,11 +8,12 @@ from __future__ import annotations
 import datetime
 import operator
 import threading
+import uuid
 from typing import Annotated, Any, TypedDict
 
 import otelstream
 from otelstream import END, START, Send, StateGraph, get_stream_writer
-from tests.e2e.conftest import Phoenix, RunIds, wait_for_complete_run
+from tests.e2e.conftest import Phoenix, wait_for_complete_run
 
 # every stream mode otelstream produces without an LLM or a checkpointer
 MODES = ["values", "updates", "custom", "tasks", "debug"]
@@ -73,13 +74,14 @@ def research_graph() -> otelstream.CompiledStateGraph:
     return graph.compile(name="research")
 
 
-def test_phoenix_replays_the_stream_the_application_saw(
-    phoenix: Phoenix, otlp_app: None, project: str, run_ids: RunIds
-) -> None:
+def test_phoenix_replays_the_stream_the_application_saw(phoenix: Phoenix, otlp_app: None, project: str) -> None:
     # Phoenix stores traces only: every streamed mode travels as span events
     otelstream.configure(export=otelstream.ExportOptions(otlp=True), span_event_modes=MODES)
 
-    streamed = list(research_graph().stream({"topic": "otel", "results": []}, stream_mode=MODES, subgraphs=True))
+    run_id = str(uuid.uuid4())
+    streamed = list(
+        research_graph().stream({"topic": "otel", "results": []}, {"run_id": run_id}, stream_mode=MODES, subgraphs=True)
+    )
     assert otelstream.force_flush()
 
     # the in-process stream really has every mode, the subgraph and the three parallel workers
@@ -98,8 +100,6 @@ def test_phoenix_replays_the_stream_the_application_saw(
         },
     )
 
-    assert len(run_ids) == 1
-    run_id = run_ids.last
     wait_for_complete_run(phoenix, project, run_id)
 
     replayed = otelstream.replay(phoenix.url, project=project, run_id=run_id, stream_mode=MODES, subgraphs=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import operator
 import random
+import uuid
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -20,7 +21,7 @@ from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
 import otelstream
 from otelstream import END, START, StateGraph, get_stream_writer
-from tests.e2e.conftest import Phoenix, RunIds, wait_for_complete_run
+from tests.e2e.conftest import Phoenix, wait_for_complete_run
 
 RUNS = 60
 RATIO = 0.01
@@ -62,7 +63,6 @@ def test_at_one_percent_every_stream_is_whole_and_only_sampled_runs_reach_the_ba
     phoenix: Phoenix,
     otlp_app: None,
     project: str,
-    run_ids: RunIds,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("OTEL_TRACES_SAMPLER", "traceidratio")
@@ -72,15 +72,15 @@ def test_at_one_percent_every_stream_is_whole_and_only_sampled_runs_reach_the_ba
     rng = random.Random(SEED)
     trace_ids = [rng.getrandbits(128) or 1 for _ in range(RUNS)]
     graph = counter_graph()
+    run_ids = [str(uuid.uuid4()) for _ in range(RUNS)]
     for n, trace_id in enumerate(trace_ids):
         parent = trace.NonRecordingSpan(trace.SpanContext(trace_id=trace_id, span_id=n + 1, is_remote=True))
         with trace.use_span(parent, end_on_exit=False):
-            streamed = list(graph.stream({"n": n, "log": []}, stream_mode=MODES))
+            streamed = list(graph.stream({"n": n, "log": []}, {"run_id": run_ids[n]}, stream_mode=MODES))
         # sampled or not, the application's stream is whole
         assert streamed == expected_stream(n), f"run {n}"
     assert otelstream.force_flush()
 
-    assert len(run_ids) == RUNS
     sampled = [n for n in range(RUNS) if _sampled(trace_ids[n])]
     assert sampled == [16, 39]  # what seed 11 gives: both outcomes are exercised
 

@@ -84,6 +84,7 @@ class RunSummary:
     duration_s: float | None
     outcome: str | None
     stream_modes: tuple[str, ...]
+    modes_known: bool
     subgraphs: bool | None
     tagged: bool | None
     event_count: int | None
@@ -119,7 +120,9 @@ def _summaries(telemetry: Telemetry) -> dict[str, RunSummary]:
             start=start,
             duration_s=(span.end_ns - span.start_ns) / 1e9 if span is not None and span.end_ns else None,
             outcome=span.outcome if span is not None and span.outcome else (end.outcome if end else None),
+            # without the run span and the run-end record, only the modes of surviving chunks are known
             stream_modes=modes or tuple(dict.fromkeys(c.mode for c in sorted(chunks, key=lambda c: c.seq))),
+            modes_known=modes is not None,
             subgraphs=span.subgraphs if span is not None else (end.subgraphs if end else None),
             tagged=span.tagged if span is not None else (end.tagged if end else None),
             event_count=end.event_count if end is not None else None,
@@ -261,8 +264,13 @@ def replay(
         stream_mode = recorded if run.tagged is not False or len(recorded) != 1 else recorded[0]
     modes = normalize_modes(stream_mode, "values")
     missing_modes = [m for m in modes if m not in recorded]
-    if missing_modes:
+    if missing_modes and run.modes_known:
         raise ReplayError(f"run {run_id} did not stream {missing_modes}; it streamed {recorded}")
+    if missing_modes:
+        notes.append(
+            f"no {missing_modes} chunks are in the source, and the run's span and run-end record are "
+            "missing too: whether it streamed them is unknown"
+        )
     if subgraphs and run.subgraphs is False:
         notes.append("the run was streamed without subgraphs=True: no subgraph chunks were recorded")
     formatter = make_formatter(stream_mode, subgraphs, version)
