@@ -51,7 +51,7 @@ def rebuild_from_spans_and_logs(
         (event.name, dict(event.attributes or {}))
         for span in spans
         for event in span.events
-        if event.name.startswith(semconv.EVENT_PREFIX)
+        if event.name.startswith(semconv.EVENT_PREFIX) and event.name != semconv.RUN_END_EVENT
     ]
     carried += [(r.log_record.event_name or "", _attrs(r)) for r in stream_records(logs)]
     carried.sort(key=lambda item: int(item[1][semconv.SEQ]))
