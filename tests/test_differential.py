@@ -83,6 +83,7 @@ def fan_out(lib: Lib) -> Any:
 
 
 ALL_MODES = ["values", "updates", "custom", "tasks", "debug"]
+MODES = ["values", "updates", "custom", "tasks"]
 
 
 # --- modes and envelopes ----------------------------------------------------------------
@@ -366,3 +367,196 @@ def test_graph_invoked_inside_a_node_inherits_config(subgraphs: bool) -> None:
     if subgraphs:
         custom = [c for _, m, c in chunks if m == "custom"]
         assert custom[0]["metadata"]["caller_node"] is True
+
+
+def test_graph_invoked_inside_a_node_fails() -> None:
+    def build(lib: Lib) -> Any:
+        def boom(state: ChildState) -> dict[str, Any]:
+            raise KeyError("inner")
+
+        child_builder = lib.StateGraph(ChildState)
+        child_builder.add_node("boom", boom)
+        child_builder.add_edge(lib.START, "boom")
+        child = child_builder.compile()
+
+        parent = lib.StateGraph(ChildState)
+        parent.add_node("caller", lambda state: child.invoke({"log": ["in"]}))
+        parent.add_edge(lib.START, "caller")
+        return parent.compile()
+
+    for subgraphs in (False, True):
+        _, error = assert_same(build, {"log": []}, stream_mode=MODES, subgraphs=subgraphs)
+        assert len(error[3]) == 2  # a note per level
+
+
+def explicit_inner_stream(lib: Lib) -> Any:
+    """A node iterating a child's stream(stream_mode=["custom", "updates"]) itself."""
+
+    def inner(state: ChildState) -> dict[str, Any]:
+        lib.get_stream_writer()("inner custom")
+        return {"log": ["inner"]}
+
+    child_builder = lib.StateGraph(ChildState)
+    child_builder.add_node("inner", inner)
+    child_builder.add_edge(lib.START, "inner")
+    child = child_builder.compile()
+
+    def caller(state: ChildState) -> dict[str, Any]:
+        return {"log": [repr(list(child.stream({"log": []}, stream_mode=["custom", "updates"])))]}
+
+    parent = lib.StateGraph(ChildState)
+    parent.add_node("caller", caller)
+    parent.add_edge(lib.START, "caller")
+    return parent.compile()
+
+
+@pytest.mark.parametrize("mode", [["updates", "values", "tasks"], "updates"])
+@pytest.mark.parametrize("subgraphs", [False, True])
+def test_node_streaming_a_child_explicitly(mode: Any, subgraphs: bool) -> None:
+    # the child's updates reach the outer stream too when it asked for subgraphs
+    assert_same(explicit_inner_stream, {"log": []}, stream_mode=mode, subgraphs=subgraphs)
+
+
+def test_node_streaming_a_child_explicitly_keeps_its_custom_chunks() -> None:
+    assert_same(explicit_inner_stream, {"log": []}, stream_mode=MODES, subgraphs=True)
+
+
+def test_send_to_a_subgraph() -> None:
+    def build(lib: Lib) -> Any:
+        child = lib.StateGraph(State)
+        child.add_node("inner", lambda state: {"log": [f"inner{state['x']}"]})
+        child.add_edge(lib.START, "inner")
+        graph = lib.StateGraph(State)
+        graph.add_node("child", child.compile())
+        graph.add_conditional_edges(
+            lib.START, lambda state: [lib.Send("child", {"x": 1, "log": []}), lib.Send("child", {"x": 2})]
+        )
+        return graph.compile()
+
+    for subgraphs in (False, True):
+        assert_same(build, {"x": 0}, stream_mode=[*MODES, "debug"], subgraphs=subgraphs)
+
+
+def test_compiled_graph_added_under_its_own_name() -> None:
+    def build(lib: Lib) -> Any:
+        child = lib.StateGraph(State)
+        child.add_node("inner", lambda state: {"log": ["inner"]})
+        child.add_edge(lib.START, "inner")
+        graph = lib.StateGraph(State)
+        graph.add_node(child.compile(name="kid"))
+        graph.add_edge(lib.START, "kid")
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"x": 0}, stream_mode=MODES, subgraphs=True)
+    assert chunks[2][0] == ("kid:<id1>",)
+
+
+@pytest.mark.parametrize("mode", [[*MODES, "debug"], "custom"])
+@pytest.mark.parametrize("subgraphs", [False, True])
+def test_version_v2_subgraphs(mode: Any, subgraphs: bool) -> None:
+    assert_same(nested_parent, {"log": []}, stream_mode=mode, subgraphs=subgraphs, version="v2")
+
+
+def test_subgraph_tasks_inherit_metadata_and_tags() -> None:
+    def build(lib: Lib) -> Any:
+        child = lib.StateGraph(State)
+        child.add_node("inner", lambda state: {"log": ["inner"]}, metadata={"inner_meta": 1})
+        child.add_edge(lib.START, "inner")
+        graph = lib.StateGraph(State)
+        graph.add_node("child", child.compile(), metadata={"child_meta": 2})
+        graph.add_edge(lib.START, "child")
+        return graph.compile()
+
+    config = {"tags": ["t"], "metadata": {"m": 0}, "configurable": {"thread_id": "t-2"}}
+    chunks, _ = assert_same(build, {"x": 0}, config=config, stream_mode="tasks", subgraphs=True)
+    assert chunks[1][1]["metadata"] == {"m": 0, "child_meta": 2, "inner_meta": 1, "tags": ["t"]}
+
+
+def test_retried_subgraph_node() -> None:
+    # the child's error is noted by the outer task's failed attempt too; the retry runs the
+    # child again under a numbered namespace
+    def build(lib: Lib) -> Any:
+        attempts = {"n": 0}
+
+        def inner(state: ChildState) -> dict[str, Any]:
+            attempts["n"] += 1
+            if attempts["n"] < 2:
+                raise ConnectionError("again")
+            return {"log": ["inner"]}
+
+        child = lib.StateGraph(ChildState)
+        child.add_node("inner", inner)
+        child.add_edge(lib.START, "inner")
+        graph = lib.StateGraph(ChildState)
+        policy = lib.RetryPolicy(initial_interval=0.001, jitter=False)
+        graph.add_node("child", child.compile(), retry_policy=policy)
+        graph.add_edge(lib.START, "child")
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"log": []}, stream_mode=MODES, subgraphs=True)
+    assert chunks[4][2]["error"][3] == [
+        "During task with name 'inner' and id '<id2>'",
+        "During task with name 'child' and id '<id1>'",
+    ]
+
+
+def test_retried_node_invoking_a_graph() -> None:
+    def build(lib: Lib) -> Any:
+        child_builder = lib.StateGraph(ChildState)
+        child_builder.add_node("inner", lambda state: {"log": ["inner"]})
+        child_builder.add_edge(lib.START, "inner")
+        child = child_builder.compile()
+        attempts = {"n": 0}
+
+        def caller(state: ChildState) -> Any:
+            out = child.invoke({"log": []})
+            attempts["n"] += 1
+            if attempts["n"] < 2:
+                raise ConnectionError("again")
+            return out
+
+        graph = lib.StateGraph(ChildState)
+        graph.add_node("caller", caller, retry_policy=lib.RetryPolicy(initial_interval=0.001, jitter=False))
+        graph.add_edge(lib.START, "caller")
+        return graph.compile()
+
+    assert_same(build, {"log": []}, stream_mode=MODES, subgraphs=True)
+
+
+def test_send_tasks_invoking_a_graph() -> None:
+    """Deterministic: the Send(2) task sleeps longer."""
+
+    def build(lib: Lib) -> Any:
+        child_builder = lib.StateGraph(State)
+        child_builder.add_node("inner", lambda state: {"log": [f"inner{state['x']}"]})
+        child_builder.add_edge(lib.START, "inner")
+        child = child_builder.compile()
+
+        def work(n: int) -> Any:
+            time.sleep(n * 0.02)
+            return child.invoke({"x": n})
+
+        graph = lib.StateGraph(State)
+        graph.add_node("work", work)
+        graph.add_conditional_edges(lib.START, lambda state: [lib.Send("work", 1), lib.Send("work", 2)])
+        return graph.compile()
+
+    assert_same(build, {"x": 0}, stream_mode=MODES, subgraphs=True)
+
+
+def test_node_streaming_a_child_with_subgraphs_sees_absolute_namespaces() -> None:
+    def build(lib: Lib) -> Any:
+        child_builder = lib.StateGraph(ChildState)
+        child_builder.add_node("inner", lambda state: {"log": ["inner"]})
+        child_builder.add_edge(lib.START, "inner")
+        child = child_builder.compile()
+
+        def caller(state: ChildState) -> dict[str, Any]:
+            return {"log": [repr(list(child.stream({"log": []}, subgraphs=True)))]}
+
+        graph = lib.StateGraph(ChildState)
+        graph.add_node("caller", caller)
+        graph.add_edge(lib.START, "caller")
+        return graph.compile()
+
+    assert_same(build, {"log": []}, stream_mode="updates")

@@ -20,9 +20,11 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry import _logs, trace
+from opentelemetry import _logs, metrics, trace
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
 from opentelemetry.sdk._logs.export import LogRecordExporter
+from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
@@ -39,6 +41,7 @@ from otelstream.telemetry.file_exporter import (
     OTLPJsonFileLogExporter,
     OTLPJsonFileSpanExporter,
 )
+from otelstream.telemetry.metrics import RunMetrics
 
 __all__ = ["ExportOptions", "configure", "current_pipeline", "router", "shutdown"]
 
@@ -78,6 +81,9 @@ class _Settings:
     service_name: str | None = None
     max_payload_bytes: int = _DEFAULT_MAX_PAYLOAD_BYTES
     span_event_modes: frozenset[str] = frozenset()
+    meter_provider: MeterProvider | None = None
+    per_run_metrics: bool = True
+    prometheus: tuple[str, int] | None = None
     span_processors: tuple[SpanProcessor, ...] = ()
     log_record_processors: tuple[LogRecordProcessor, ...] = ()
 
@@ -184,11 +190,57 @@ def current_pipeline() -> Pipeline:
             stream_logger=_stream_only_provider().get_logger(semconv.INSTRUMENTATION_SCOPE, _version()),
             max_payload_bytes=_settings.max_payload_bytes,
             span_event_modes=_settings.span_event_modes,
+            metrics=_run_metrics(),
         )
         if pipeline.span_event_modes:
             install_span_event_hook(_router)
         _last[:] = [(tracer_provider, logger_provider, pipeline)]
         return pipeline
+
+
+def _private_meter_provider() -> MeterProvider | None:
+    """Build otelstream's own MeterProvider when metrics must be exported and nobody else does."""
+    readers: list[Any] = []
+    if _settings.prometheus is not None:
+        try:
+            from opentelemetry.exporter.prometheus import PrometheusMetricReader
+            from prometheus_client import start_http_server
+        except ImportError as exc:
+            raise RuntimeError(
+                "configure(prometheus=...) needs the prometheus extra: pip install 'otelstream[prometheus]'"
+            ) from exc
+        host, port = _settings.prometheus
+        start_http_server(port, addr=host)
+        readers.append(PrometheusMetricReader())
+    if _otlp_wanted(_settings.export):
+        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+
+        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
+    if not readers:
+        return None
+    attributes = {"service.name": _settings.service_name} if _settings.service_name else {}
+    return SdkMeterProvider(resource=Resource.create(attributes), metric_readers=readers)
+
+
+def _run_metrics() -> RunMetrics:
+    cached = _private.get("metrics")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    provider: Any = _settings.meter_provider
+    if provider is None and not isinstance(metrics.get_meter_provider(), SdkMeterProvider):
+        provider = _private_meter_provider()
+        if provider is not None:
+            _private["meter_provider"] = provider
+    # the global proxy meter follows a MeterProvider the application sets later
+    meter = (
+        provider.get_meter(semconv.INSTRUMENTATION_SCOPE, _version())
+        if provider
+        else metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, _version())
+    )
+    run_metrics = RunMetrics(meter, per_run=_settings.per_run_metrics)
+    _private["metrics"] = run_metrics
+    return run_metrics
 
 
 def configure(
@@ -199,6 +251,9 @@ def configure(
     service_name: str | None = None,
     max_payload_bytes: int | None = None,
     span_event_modes: Sequence[str] | None = None,
+    meter_provider: MeterProvider | None = None,
+    per_run_metrics: bool = True,
+    prometheus: tuple[str, int] | None = None,
     additional_span_processors: Sequence[SpanProcessor] = (),
     additional_log_record_processors: Sequence[LogRecordProcessor] = (),
 ) -> None:
@@ -221,6 +276,10 @@ def configure(
             they belong to, instead of log records (default: none, or
             ``OTELSTREAM_SPAN_EVENT_MODES``, e.g. ``"updates,custom"``). For trace-only
             backends such as Jaeger; see ``docs/telemetry.md`` for the trade-offs.
+        meter_provider: Record otelstream's metrics here instead of the global provider.
+        per_run_metrics: Report per-run progress gauges (labelled with the run id).
+        prometheus: ``(host, port)`` to serve the metrics for Prometheus to scrape (needs
+            the ``otelstream[prometheus]`` extra), when no SDK MeterProvider is set globally.
         additional_span_processors: Added to otelstream's private tracer provider.
         additional_log_record_processors: Added to otelstream's private logger provider.
 
@@ -246,6 +305,9 @@ def configure(
         _settings.service_name = service_name
         _settings.max_payload_bytes = max_payload_bytes
         _settings.span_event_modes = frozenset(span_event_modes)
+        _settings.meter_provider = meter_provider
+        _settings.per_run_metrics = per_run_metrics
+        _settings.prometheus = prometheus
         _settings.span_processors = tuple(additional_span_processors)
         _settings.log_record_processors = tuple(additional_log_record_processors)
 
@@ -257,6 +319,10 @@ def shutdown() -> None:
         if providers is not None:
             for provider in providers:
                 provider.shutdown()
+        _private.pop("metrics", None)
+        meter_provider = _private.pop("meter_provider", None)
+        if meter_provider is not None:
+            meter_provider.shutdown()
         _last.clear()
 
 

@@ -33,6 +33,7 @@ from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
 from otelstream.telemetry.export import DROPS
+from otelstream.telemetry.metrics import RunMetrics
 
 __all__ = ["Pipeline", "StreamRecord", "StreamTarget", "TelemetryObserver"]
 
@@ -63,6 +64,7 @@ class Pipeline:
     stream_logger: Logger
     max_payload_bytes: int
     span_event_modes: frozenset[str] = frozenset()
+    metrics: RunMetrics | None = None
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -113,6 +115,7 @@ class _Handle:
     # span events recorded so far, and how many the span keeps before evicting the oldest
     events: int = 0
     event_limit: int = 0
+    started: float = dataclasses.field(default_factory=time.monotonic)
 
 
 def _new_handle(span: Span, parent_context: otel_context.Context | None) -> _Handle:
@@ -144,23 +147,26 @@ def _no_write(_: Any) -> None:
 class TelemetryObserver:
     """Records one run tree (a run and its subgraph runs) into OpenTelemetry."""
 
-    __slots__ = ("_parent_context", "pipeline", "targets")
+    __slots__ = ("_parent_context", "pipeline", "root_run_id", "targets")
 
     def __init__(
         self,
         pipeline: Pipeline,
         targets: list[StreamTarget],
         parent_context: otel_context.Context | None,
+        root_run_id: str | None = None,
     ) -> None:
         """Observe for ``targets``; root spans start under ``parent_context``."""
         self.pipeline = pipeline
         self.targets = targets
         self._parent_context = parent_context
+        # the run whose progress metrics a custom write in any nested graph updates
+        self.root_run_id = root_run_id
 
     def with_target(self, target: StreamTarget | None) -> TelemetryObserver:
         """Return an observer for a nested run that also feeds ``target``."""
         targets = self.targets if target is None else [*self.targets, target]
-        return TelemetryObserver(self.pipeline, targets, self._parent_context)
+        return TelemetryObserver(self.pipeline, targets, self._parent_context, self.root_run_id)
 
     # --- chunks ---------------------------------------------------------------------------
 
@@ -168,11 +174,13 @@ class TelemetryObserver:
         """Return whether any target takes ``mode`` chunks from ``namespace``."""
         return any(t.wants(namespace, mode) for t in self.targets)
 
-    def emit(self, event: StreamEvent, run: RunInfo, task: Task | None) -> None:
-        """Emit one log record per target that wants ``event``."""
+    def emit(
+        self, event: StreamEvent, run: RunInfo, task: Task | None, targets: list[StreamTarget] | None = None
+    ) -> None:
+        """Emit one log record per target (of ``targets``, default all) that wants ``event``."""
         payload_json: str | None = None
         handle = task.handle if task is not None and task.handle is not None else run.handle
-        for target in self.targets:
+        for target in self.targets if targets is None else targets:
             if not target.wants(event.namespace, event.mode):
                 continue
             seq = next(target.counter)
@@ -195,7 +203,8 @@ class TelemetryObserver:
         attributes: dict[str, Any] = {
             semconv.SEQ: seq,
             semconv.RUN_ID: target.run_id,
-            semconv.NAMESPACE: "|".join(event.namespace[target.depth :]),
+            # absolute, as LangGraph yields it even to a stream() called inside a node
+            semconv.NAMESPACE: "|".join(event.namespace),
             semconv.GRAPH: run.graph_name,
             semconv.NODE: event.node or "",
         }
@@ -237,12 +246,28 @@ class TelemetryObserver:
         target.emitted += 1
 
     def writer_for(self, run: RunInfo, task: Task) -> Callable[[Any], None]:
-        """Return the ``custom`` writer for ``task`` (a no-op if ``custom`` is not streamed)."""
-        if not self.wants(run.namespace, "custom"):
+        """Return the ``custom`` writer for ``task``.
+
+        It emits only if someone streams ``custom``; it always feeds the metrics (custom event
+        counts, progress signals), so progress is measured whether or not it is streamed.
+        """
+        metrics = self.pipeline.metrics
+        targets = [t for t in self.targets if t.wants(run.namespace, "custom")]
+        innermost = max(self.targets, key=lambda t: t.depth, default=None)
+        if innermost is not None and innermost.depth > 0 and innermost in targets:
+            # a stream() called inside a node that asks for custom keeps its writes to itself,
+            # as in LangGraph: the outer stream does not see them even with subgraphs=True
+            targets = [innermost]
+        if metrics is None and not targets:
             return _no_write
+        root_run_id = self.root_run_id or run.run_id
 
         def write(chunk: Any) -> None:
-            self.emit(StreamEvent(run.namespace, "custom", chunk, task.name), run, task)
+            if metrics is not None:
+                with handle_internal_errors("recording custom metrics"):
+                    metrics.custom_written(root_run_id, run.graph_name, task.name, chunk)
+            if targets:
+                self.emit(StreamEvent(run.namespace, "custom", chunk, task.name), run, task, targets)
 
         return write
 
@@ -275,6 +300,10 @@ class TelemetryObserver:
             )
             run.handle = _new_handle(span, parent_context)
             DROPS.open(run.run_id)
+            if not run.namespace:
+                self.root_run_id = run.run_id
+                if self.pipeline.metrics is not None:
+                    self.pipeline.metrics.run_started(run.run_id, run.graph_name)
             sampled = run.handle.sampled
             for target in own:
                 # a run the application's sampler dropped still streams, through the
@@ -294,12 +323,15 @@ class TelemetryObserver:
                 for mode, count in dropped.items():
                     handle.span.set_attribute(f"{semconv.DROPPED}.{mode}", count)
             _end_span(handle.span, outcome, error)
+            if not run.namespace and self.pipeline.metrics is not None:
+                duration = time.monotonic() - handle.started
+                self.pipeline.metrics.run_ended(run.run_id, run.graph_name, outcome, duration)
 
     def _emit_run_end(self, run: RunInfo, outcome: Outcome, handle: _Handle, dropped: dict[str, int]) -> None:
         for target in self.targets:
             if target.run_id != run.run_id:
                 continue
-            attributes = {
+            attributes: dict[str, Any] = {
                 semconv.RUN_ID: target.run_id,
                 semconv.GRAPH: run.graph_name,
                 semconv.OUTCOME: outcome,
@@ -364,6 +396,9 @@ class TelemetryObserver:
             else:
                 outcome = "cancelled"
             _end_span(handle.span, outcome, error)
+            if self.pipeline.metrics is not None:
+                duration = time.monotonic() - handle.started
+                self.pipeline.metrics.node_ended(task.graph_name, task.name, outcome, duration, error)
 
 
 def _end_span(span: Span, outcome: Outcome, error: BaseException | None) -> None:
