@@ -29,6 +29,7 @@ from otelstream._replay import (
 from otelstream.consumer.output import InvalidStreamArgumentError
 from otelstream.engine.compiled import CompiledStateGraph
 from otelstream.engine.graph import StateGraph
+from otelstream.engine.progress import progress_chunk, write_progress
 from otelstream.engine.runtime import get_config, get_stream_writer
 from otelstream.engine.types import END, START, Command, RetryPolicy, Send, StreamMode, StreamWriter
 from otelstream.errors import (
@@ -72,7 +73,9 @@ __all__ = [
     "force_flush",
     "get_config",
     "get_stream_writer",
+    "progress_chunk",
     "replay",
     "runs",
     "shutdown",
+    "write_progress",
 ]

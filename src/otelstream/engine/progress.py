@@ -1,0 +1,56 @@
+"""Progress signals: ``custom`` chunks in the shape otelstream turns into progress metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otelstream.engine.runtime import get_stream_writer
+
+__all__ = ["progress_chunk", "write_progress"]
+
+
+def progress_chunk(
+    done: float, total: float | None = None, *, unit: str | None = None, message: str | None = None
+) -> dict[str, Any]:
+    """Return a progress signal: ``{"progress": done, "total": total, "unit": unit, "message": message}``.
+
+    Keys left as None are omitted.
+
+    Raises:
+        TypeError: ``done`` or ``total`` is not a number.
+        ValueError: ``done`` or ``total`` is negative.
+    """
+    for name, value in (("done", done), ("total", total)):
+        if value is None and name == "total":
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"progress {name} must be a number, got {type(value).__name__}")
+        if value < 0:
+            raise ValueError(f"progress {name} must not be negative, got {value}")
+    chunk: dict[str, Any] = {"progress": done}
+    if total is not None:
+        chunk["total"] = total
+    if unit is not None:
+        chunk["unit"] = unit
+    if message is not None:
+        chunk["message"] = message
+    return chunk
+
+
+def write_progress(
+    done: float, total: float | None = None, *, unit: str | None = None, message: str | None = None
+) -> None:
+    """Write a progress signal through the current node's stream writer.
+
+    Example:
+        >>> def fetch(state):  # doctest: +SKIP
+        ...     for page in range(10):
+        ...         write_progress((page + 1) * 10, 100, unit="records",
+        ...                        message=f"Fetched {(page + 1) * 10}/100 records")
+
+    Raises:
+        RuntimeError: called outside a running node.
+        TypeError: ``done`` or ``total`` is not a number.
+        ValueError: ``done`` or ``total`` is negative.
+    """
+    get_stream_writer()(progress_chunk(done, total, unit=unit, message=message))
