@@ -41,17 +41,12 @@ def fetch(state: State) -> dict[str, Any]:
 
 def fan_out(state: State) -> list[Send]:
     size = len(state["records"]) // BATCHES
-    return [
-        Send("enrich", {"batch": i, "items": state["records"][i * size : (i + 1) * size]})
-        for i in range(BATCHES)
-    ]
+    return [Send("enrich", {"batch": i, "items": state["records"][i * size : (i + 1) * size]}) for i in range(BATCHES)]
 
 
 def enrich(task: dict[str, Any]) -> dict[str, Any]:
     time.sleep(0.05 * (task["batch"] + 1))
-    get_stream_writer()(
-        progress(len(task["items"]), len(task["items"]), "records", f"Enriched batch {task['batch']}")
-    )
+    get_stream_writer()(progress(len(task["items"]), len(task["items"]), "records", f"Enriched batch {task['batch']}"))
     return {"enriched": [x * x for x in task["items"]]}
 
 
@@ -90,7 +85,5 @@ def build_graph() -> CompiledStateGraph:
 graph = build_graph()
 
 if __name__ == "__main__":
-    for namespace, mode, chunk in graph.stream(
-        {"records": []}, stream_mode=["updates", "custom"], subgraphs=True
-    ):
+    for namespace, mode, chunk in graph.stream({"records": []}, stream_mode=["updates", "custom"], subgraphs=True):
         print(namespace, mode, chunk)

@@ -15,9 +15,7 @@ from otelstream._cli import main
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _otelstream(
-    *args: str, cwd: Path = ROOT, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def _otelstream(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "otelstream._cli", *args],
         cwd=cwd,
@@ -56,13 +54,9 @@ def test_demo_streams_three_modes_live_and_writes_replayable_telemetry(tmp_path:
     assert {tuple(c["ns"])[0].split(":")[0] for c in chunks if c["ns"]} == {"summarize"}
 
 
-def test_replay_reports_gaps_on_stderr_and_exits_1(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_replay_reports_gaps_on_stderr_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     output = tmp_path / "demo.otlp.jsonl"
-    assert (
-        _otelstream("demo", "--output", str(output), env={"OTEL_EXPORTER_OTLP_ENDPOINT": ""}).returncode == 0
-    )
+    assert _otelstream("demo", "--output", str(output), env={"OTEL_EXPORTER_OTLP_ENDPOINT": ""}).returncode == 0
     documents = [json.loads(line) for line in output.read_text().splitlines()]
     for document in documents:  # drop the records of chunks 0 and 1
         for resource in document.get("resourceLogs", []):

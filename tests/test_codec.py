@@ -75,9 +75,7 @@ def test_hostile_strings_round_trip_as_ascii_json(text: str) -> None:
 
 
 def test_plain_json_stays_plain() -> None:
-    assert encode({"x": 1, "log": ["a"], "ok": True, "none": None}) == (
-        '{"x":1,"log":["a"],"ok":true,"none":null}'
-    )
+    assert encode({"x": 1, "log": ["a"], "ok": True, "none": None}) == ('{"x":1,"log":["a"],"ok":true,"none":null}')
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 from langchain_core.runnables import RunnableConfig
 
-from tests.differential import Lib, assert_same, assert_same_invoke
+from tests.differential import LANGGRAPH, OTEL, Lib, assert_same, assert_same_invoke
 
 
 class State(TypedDict):
@@ -560,3 +560,42 @@ def test_node_streaming_a_child_with_subgraphs_sees_absolute_namespaces() -> Non
         return graph.compile()
 
     assert_same(build, {"log": []}, stream_mode="updates")
+
+
+def test_invoke_version_v2_returns_graph_output() -> None:
+    chunks, _ = assert_same_invoke(linear, {"x": 1}, version="v2")
+    assert chunks == [("<GraphOutput>", {"value": {"x": 2, "log": ["a", "b"]}, "interrupts": ()})]
+
+
+def test_get_stream_writer_outside_a_graph() -> None:
+    errors = []
+    for lib in (OTEL, LANGGRAPH):
+        with pytest.raises(RuntimeError) as info:
+            lib.get_stream_writer()
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+
+
+def test_error_two_subgraphs_deep() -> None:
+    def build(lib: Lib) -> Any:
+        def boom(state: ChildState) -> dict[str, Any]:
+            raise ArithmeticError("deep")
+
+        grandchild = lib.StateGraph(ChildState)
+        grandchild.add_node("boom", boom)
+        grandchild.add_edge(lib.START, "boom")
+        child = lib.StateGraph(ChildState)
+        child.add_node("gchild", grandchild.compile())
+        child.add_edge(lib.START, "gchild")
+        parent = lib.StateGraph(ChildState)
+        parent.add_node("child", child.compile())
+        parent.add_edge(lib.START, "child")
+        return parent.compile()
+
+    for subgraphs in (False, True):
+        _, error = assert_same(build, {"log": []}, stream_mode=[*MODES, "debug"], subgraphs=subgraphs)
+        assert [note.split(" and ")[0] for note in error[3]] == [
+            "During task with name 'boom'",
+            "During task with name 'gchild'",
+            "During task with name 'child'",
+        ]

@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from tests.differential import LIBS, Lib, Result, arun, assert_same, assert_same_async, normalize, run
+from tests.differential import LIBS, Lib, Result, arun, assert_same, assert_same_async, normalize
 
 MODES = ["values", "updates", "custom", "tasks"]
 
@@ -70,11 +70,37 @@ async def test_async_nodes(mode: Any, subgraphs: bool) -> None:
     assert error is None
 
 
-async def test_async_nodes_under_sync_stream_fail() -> None:
-    results = [run(lib, async_graph, {"x": 0}, stream_mode="updates") for lib in LIBS]
-    ours, theirs = (normalize(r) for r in results)
-    assert ours[0] == theirs[0]
-    assert ours[1][1] == theirs[1][1] == "TypeError"
+def test_async_nodes_under_sync_stream_fail() -> None:
+    chunks, error = assert_same(async_graph, {"x": 0}, stream_mode=[*MODES, "debug"])
+    assert error[1] == "TypeError"
+
+
+def async_routing(lib: Lib) -> Any:
+    """An async routing function loops a -> b -> a until x reaches 2."""
+
+    async def route(state: State) -> str:
+        await asyncio.sleep(0)
+        lib.get_stream_writer()(f"route {state['x']}")
+        return "b" if state["x"] < 2 else lib.END
+
+    graph = lib.StateGraph(State)
+    graph.add_node("a", lambda state: {"log": ["a"]})
+    graph.add_node("b", lambda state: {"x": state["x"] + 1})
+    graph.add_edge(lib.START, "a")
+    graph.add_conditional_edges("a", route)
+    graph.add_edge("b", "a")
+    return graph.compile()
+
+
+async def test_async_routing_function() -> None:
+    chunks, error = await assert_same_async(async_routing, {"x": 0}, stream_mode=MODES)
+    assert error is None
+    assert ("custom", "route 2") in chunks
+
+
+def test_async_routing_function_under_sync_stream_fails() -> None:
+    chunks, error = assert_same(async_routing, {"x": 0}, stream_mode=MODES)
+    assert error[1] == "TypeError"
 
 
 def sync_graph(lib: Lib) -> Any:

@@ -6,13 +6,14 @@ Each case is a list of builder calls; both engines must reject it at the same ca
 
 from __future__ import annotations
 
+import functools
 import operator
 from typing import Annotated, Any, TypedDict
 
 import pytest
 
 import otelstream
-from tests.differential import LIBS, OTEL, Op, build_error_at
+from tests.differential import LIBS, OTEL, Lib, Op, assert_same, build_error_at
 
 
 class State(TypedDict):
@@ -32,12 +33,28 @@ def _concat(a: list[str], b: list[str]) -> list[str]:
     return a + b
 
 
+def _with_default(a: list[str], b: list[str], c: list[str] | None = None) -> list[str]:
+    return a + b
+
+
+def _variadic(*parts: list[str]) -> list[str]:
+    return parts[0] + parts[1]
+
+
 class ThreeArgReducer(TypedDict):
     log: Annotated[list[str], _two_args_too_many]
 
 
 class OneArgReducer(TypedDict):
     log: Annotated[list[str], _one_arg]
+
+
+class DefaultArgReducer(TypedDict):
+    log: Annotated[list[str], _with_default]
+
+
+class VariadicReducer(TypedDict):
+    log: Annotated[list[str], _variadic]
 
 
 class OtherReducer(TypedDict):
@@ -97,6 +114,8 @@ CASES: dict[str, tuple[Any, list[Op]]] = {
     "node name with :": (State, [("add_node", ("a:b", _node)), A, ENTRY]),
     "reducer with three args": (ThreeArgReducer, [A, ENTRY]),
     "reducer with one arg": (OneArgReducer, [A, ENTRY]),
+    "reducer with a third defaulted arg": (DefaultArgReducer, [A, ENTRY]),
+    "variadic reducer": (VariadicReducer, [A, ENTRY]),
     "branch to unknown node": (State, [A, ENTRY, ("add_conditional_edges", ("a", _node, {"x": "ghost"}))]),
     "branch list to unknown node": (State, [A, ENTRY, ("add_conditional_edges", ("a", _node, ["ghost"]))]),
     "branch from unknown node": (State, [A, ENTRY, ("add_conditional_edges", ("ghost", _node))]),
@@ -140,3 +159,57 @@ def test_build_validation_stricter_than_langgraph(case: str) -> None:
     assert index == -1
     assert isinstance(error, otelstream.InvalidGraphError)
     assert isinstance(error, ValueError)
+
+
+# --- builder conveniences, run on both engines ----------------------------------------------
+
+
+class _CallableNode:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __call__(self, state: State) -> dict[str, Any]:
+        return {"log": [self.name]}
+
+
+def _suffixed(state: State, suffix: str) -> dict[str, Any]:
+    return {"log": [suffix]}
+
+
+def alpha(state: State) -> dict[str, Any]:
+    return {"log": ["alpha"]}
+
+
+def beta(state: State) -> dict[str, Any]:
+    return {"log": ["beta"]}
+
+
+def conveniences(lib: Lib) -> Any:
+    """Nodes added by function, as a callable object, a partial, and in a sequence."""
+    graph = lib.StateGraph(State)
+    graph.add_node(alpha)
+    graph.add_node("obj", _CallableNode("obj"))
+    graph.add_node("partial", functools.partial(_suffixed, suffix="partial"))
+    graph.add_sequence([beta, ("beta2", beta)])
+    graph.add_edge(lib.START, "alpha")
+    graph.add_edge("alpha", "obj")
+    graph.add_edge("obj", "partial")
+    graph.add_edge("partial", "beta")
+    return graph.compile()
+
+
+def test_builder_conveniences() -> None:
+    chunks, _ = assert_same(conveniences, {"x": 0}, stream_mode="updates")
+    assert [next(iter(c)) for c in chunks] == ["alpha", "obj", "partial", "beta", "beta2"]
+
+
+def test_with_config() -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"x": state["x"] + 1})
+        graph.add_edge(lib.START, "a")
+        graph.add_edge("a", "a")
+        return graph.compile().with_config(recursion_limit=3, tags=["bound"])
+
+    _, error = assert_same(build, {"x": 0}, stream_mode=["updates", "tasks"])
+    assert error[1] == "GraphRecursionError"

@@ -6,17 +6,15 @@ so "updates" arrive in a known completion order on both engines.
 
 from __future__ import annotations
 
-import dataclasses
 import operator
 import time
 from typing import Annotated, Any, TypedDict
 
-import pydantic
 import pytest
 from langchain_core.runnables import RunnableConfig
 
 import otelstream
-from tests.differential import OTEL, Lib, assert_same, assert_same_invoke, run
+from tests.differential import LANGGRAPH, LIBS, OTEL, Lib, assert_same, assert_same_invoke, run
 
 MODES = ["values", "updates", "custom", "tasks"]
 
@@ -75,7 +73,10 @@ def map_reduce(lib: Lib) -> Any:
 def test_send_map_reduce(mode: Any) -> None:
     chunks, _ = assert_same(map_reduce, {"items": []}, stream_mode=mode)
     if mode == MODES:
-        assert chunks[-1] == ("values", {"items": [0, 10, 20], "order": ["plan", "work0", "work1", "work2"], "last": "0,10,20"})
+        assert chunks[-1] == (
+            "values",
+            {"items": [0, 10, 20], "order": ["plan", "work0", "work1", "work2"], "last": "0,10,20"},
+        )
 
 
 def test_send_and_pull_tasks_in_one_step() -> None:
@@ -293,6 +294,73 @@ def test_conditional_entry_point_and_branch_sees_own_writes() -> None:
     assert_same(build, {"x": 0}, stream_mode=MODES)
 
 
+@pytest.mark.parametrize("returned", ["none", "missing key", "start", "send to end", "raises", "unknown type"])
+def test_routing_function_errors(returned: str) -> None:
+    """A failing routing function fails its node's task, after the node's writes streamed."""
+
+    def build(lib: Lib) -> Any:
+        def route(state: State) -> Any:
+            if returned == "raises":
+                raise LookupError("no route")
+            return {
+                "none": None,
+                "missing key": "nope",
+                "start": lib.START,
+                "send to end": [lib.Send(lib.END, 1)],
+                "unknown type": 3.5,
+            }[returned]
+
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"log": ["a"]})
+        graph.add_node("b", lambda state: {"log": ["b"]})
+        graph.add_edge(lib.START, "a")
+        path_map = {"yes": "b", 3.5: "b"} if returned in ("missing key", "unknown type") else None
+        graph.add_conditional_edges("a", route, path_map)
+        return graph.compile()
+
+    chunks, error = assert_same(build, {"x": 0}, stream_mode=[*MODES, "debug"])
+    if returned != "unknown type":
+        assert error is not None
+        assert ("updates", {"a": {"log": ["a"]}}) in chunks
+
+
+def test_routing_function_takes_config() -> None:
+    def build(lib: Lib) -> Any:
+        def route(state: State, config: RunnableConfig) -> str:
+            lib.get_stream_writer()(config["metadata"]["langgraph_node"])
+            return lib.END
+
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"log": ["a"]})
+        graph.add_edge(lib.START, "a")
+        graph.add_conditional_edges("a", route)
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"x": 0}, stream_mode=MODES)
+    assert ("custom", "a") in chunks
+
+
+def test_routing_function_retried_with_its_node() -> None:
+    def build(lib: Lib) -> Any:
+        calls = {"n": 0}
+
+        def route(state: State) -> str:
+            calls["n"] += 1
+            lib.get_stream_writer()(f"route {calls['n']}")
+            if calls["n"] == 1:
+                raise ConnectionError("flaky route")
+            return lib.END
+
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: {"log": ["a"]}, retry_policy=lib.RetryPolicy(initial_interval=0.001))
+        graph.add_edge(lib.START, "a")
+        graph.add_conditional_edges("a", route)
+        return graph.compile()
+
+    chunks, error = assert_same(build, {"x": 0}, stream_mode=MODES)
+    assert error is None
+
+
 def counter_loop(lib: Lib) -> Any:
     """inc loops back to itself until x reaches 3 (or forever when ``x`` starts negative)."""
 
@@ -327,45 +395,6 @@ def test_recursion_limit_invoke() -> None:
     assert error[1] == "GraphRecursionError"
 
 
-# --- node return values --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("returned", [None, {}, {"unknown": 1}, {"x": 1, "unknown": 2}])
-def test_node_return_values(returned: Any) -> None:
-    def build(lib: Lib) -> Any:
-        graph = lib.StateGraph(State)
-        graph.add_node("n", lambda state: returned)
-        graph.add_node("after", lambda state: {"log": ["after"]})
-        graph.add_edge(lib.START, "n")
-        graph.add_edge("n", "after")
-        return graph.compile()
-
-    assert_same(build, {"x": 0}, stream_mode=[*MODES, "debug"])
-
-
-@pytest.mark.parametrize("returned", ["a string", 42, ["x"]])
-def test_node_returning_a_non_dict(returned: Any) -> None:
-    def build(lib: Lib) -> Any:
-        graph = lib.StateGraph(State)
-        graph.add_node("n", lambda state: returned)
-        graph.add_edge(lib.START, "n")
-        return graph.compile()
-
-    _, error = assert_same(build, {"x": 0}, stream_mode=MODES)
-    assert error[1] == "InvalidUpdateError"
-
-
-def test_rewriting_the_same_value_still_emits_values() -> None:
-    def build(lib: Lib) -> Any:
-        graph = lib.StateGraph(State)
-        graph.add_node("same", lambda state: {"x": state["x"]})
-        graph.add_edge(lib.START, "same")
-        return graph.compile()
-
-    chunks, _ = assert_same(build, {"x": 7}, stream_mode="values")
-    assert chunks == [{"x": 7, "log": []}, {"x": 7, "log": []}]
-
-
 # --- errors --------------------------------------------------------------------------------
 
 
@@ -388,7 +417,11 @@ def test_node_raises() -> None:
 
 
 def test_node_raises_in_parallel_step_sibling_completes() -> None:
-    """Sync: the slow sibling (sleeps 50 ms) still finishes and streams before the raise."""
+    """Sync: the slow sibling (sleeps 50 ms) still finishes and streams before the raise.
+
+    boom is submitted first and fails at once, before slow is submitted: LangGraph then
+    waits for slow (see the next test for the other case).
+    """
 
     def build(lib: Lib) -> Any:
         def boom(state: State) -> dict[str, Any]:
@@ -411,6 +444,34 @@ def test_node_raises_in_parallel_step_sibling_completes() -> None:
     chunks, error = assert_same(build, {"x": 0}, stream_mode=MODES)
     assert error[1] == "ConnectionError"
     assert ("updates", {"slow": {"log": ["slow"]}}) in chunks
+
+
+def test_node_failing_last_does_not_wait_for_running_siblings() -> None:
+    """The failing node is submitted last and fails at once: siblings are not waited for.
+
+    LangGraph waits for running siblings only when a task is submitted after the failure
+    was recorded; here none is, so slow's failure (30 ms later) is never streamed and the
+    fast failure is raised. Deterministic on both engines.
+    """
+
+    def build(lib: Lib) -> Any:
+        def a_slow(state: State) -> dict[str, Any]:
+            time.sleep(0.03)
+            raise KeyError("slow")
+
+        def b_fast(state: State) -> dict[str, Any]:
+            raise ValueError("fast")
+
+        graph = lib.StateGraph(State)
+        graph.add_node("a_slow", a_slow)
+        graph.add_node("b_fast", b_fast)
+        graph.add_edge(lib.START, "a_slow")
+        graph.add_edge(lib.START, "b_fast")
+        return graph.compile()
+
+    chunks, error = assert_same(build, {"x": 0}, stream_mode=MODES)
+    assert error[1] == "ValueError"
+    assert not any("a_slow" in str(c) and "error" in str(c) for c in chunks)
 
 
 def test_two_parallel_writes_to_a_plain_key() -> None:
@@ -488,6 +549,23 @@ def test_retry_policy() -> None:
     assert [c for m, c in chunks if m == "custom"] == ["attempt 1", "attempt 2", "attempt 3"]
 
 
+def test_retry_reraising_one_exception_object_notes_each_attempt() -> None:
+    def build(lib: Lib) -> Any:
+        error = ConnectionError("shared")
+
+        def flaky(state: State) -> dict[str, Any]:
+            raise error
+
+        graph = lib.StateGraph(State)
+        policy = lib.RetryPolicy(initial_interval=0.001, jitter=False, max_attempts=2)
+        graph.add_node("flaky", flaky, retry_policy=policy)
+        graph.add_edge(lib.START, "flaky")
+        return graph.compile()
+
+    _, error = assert_same(build, {"x": 0}, stream_mode=MODES)
+    assert len(error[3]) == 2
+
+
 @pytest.mark.parametrize("retry_on", ["default", "exhausted", "class"])
 def test_retry_policy_gives_up(retry_on: str) -> None:
     def build(lib: Lib) -> Any:
@@ -512,85 +590,6 @@ def test_retry_policy_gives_up(retry_on: str) -> None:
 
     chunks, error = assert_same(build, {"x": 0}, stream_mode=MODES)
     assert error is not None
-
-
-# --- state schemas -------------------------------------------------------------------------
-
-
-class PydanticState(pydantic.BaseModel):
-    x: int
-    note: str = "default"
-    log: Annotated[list[str], operator.add] = []
-
-
-@dataclasses.dataclass
-class DataclassState:
-    x: int
-    note: str = "default"
-    log: Annotated[list[str], operator.add] = dataclasses.field(default_factory=list)
-
-
-@pytest.mark.parametrize("schema", [PydanticState, DataclassState])
-@pytest.mark.parametrize("version", ["v1", "v2"])
-def test_model_state(schema: Any, version: str) -> None:
-    def build(lib: Lib) -> Any:
-        def a(state: Any) -> dict[str, Any]:
-            lib.get_stream_writer()({"type": type(state).__name__, "note": state.note})
-            return {"x": state.x + 1, "log": ["a"]}
-
-        def b(state: Any) -> Any:
-            return {"note": f"seen {state.x}"}
-
-        graph = lib.StateGraph(schema)
-        graph.add_node("a", a)
-        graph.add_node("b", b)
-        graph.add_edge(lib.START, "a")
-        graph.add_edge("a", "b")
-        return graph.compile()
-
-    assert_same(build, {"x": 1}, stream_mode=[*MODES, "debug"], version=version)
-    assert_same(build, schema(x=1), stream_mode=MODES, version=version)
-    assert_same_invoke(build, {"x": 1})
-
-
-class InputState(TypedDict):
-    question: str
-
-
-class OutputState(TypedDict):
-    answer: str
-
-
-class OverallState(InputState, OutputState):
-    scratch: str
-
-
-def io_schema(lib: Lib) -> Any:
-    def think(state: InputState) -> dict[str, Any]:
-        return {"scratch": state["question"].upper()}
-
-    def answer(state: OverallState) -> dict[str, Any]:
-        return {"answer": f"{state['scratch']}!"}
-
-    graph = lib.StateGraph(OverallState, input_schema=InputState, output_schema=OutputState)
-    graph.add_node("think", think)
-    graph.add_node("answer", answer)
-    graph.add_edge(lib.START, "think")
-    graph.add_edge("think", "answer")
-    return graph.compile()
-
-
-@pytest.mark.parametrize("version", ["v1", "v2"])
-def test_input_and_output_schema_streams_all_keys(version: str) -> None:
-    chunks, _ = assert_same(io_schema, {"question": "hi", "scratch": "ignored"}, stream_mode=MODES, version=version)
-    if version == "v1":
-        assert chunks[-1] == ("values", {"question": "hi", "answer": "HI!", "scratch": "HI"})
-
-
-def test_input_and_output_schema_invoke_returns_output_keys() -> None:
-    chunks, _ = assert_same_invoke(io_schema, {"question": "hi"})
-    assert chunks == [{"answer": "HI!"}]
-    assert_same_invoke(io_schema, {"question": "hi"}, stream_mode="updates")
 
 
 # --- writer and config injection -----------------------------------------------------------
@@ -654,8 +653,9 @@ def test_config_parameter_passed_through() -> None:
 
 def test_routing_to_unknown_node_raises() -> None:
     # LangGraph only warns and drops the write; otelstream raises InvalidUpdateError
-    # deliberately, so this checks otelstream alone. Routing is part of the task (as a
-    # raising routing function is in LangGraph): the task fails and streams no update.
+    # deliberately, so this checks otelstream alone. Routing is part of the task, as a
+    # raising routing function is in LangGraph: the node's update streams, then the task
+    # fails.
     def build(lib: Lib) -> Any:
         graph = lib.StateGraph(State)
         graph.add_node("a", lambda state: {"log": ["a"]})
@@ -665,7 +665,7 @@ def test_routing_to_unknown_node_raises() -> None:
 
     result = run(OTEL, build, {"x": 0}, stream_mode="updates")
     assert isinstance(result.error, otelstream.InvalidUpdateError)
-    assert result.chunks == []
+    assert result.chunks == [{"a": {"log": ["a"]}}]
     assert result.error.__notes__[0].startswith("During task with name 'a'")
 
 
@@ -682,3 +682,114 @@ def test_send_to_unknown_node_raises() -> None:
 
 
 StreamWriter = otelstream.StreamWriter
+
+
+# --- more scheduling ---------------------------------------------------------------------------
+
+
+def test_push_task_payloads_in_debug() -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("w", lambda packet: {"log": [repr(packet)]})
+        graph.add_conditional_edges(lib.START, lambda state: [lib.Send("w", 1), lib.Send("w", {"k": 2})])
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"x": 0}, stream_mode=["debug", "tasks"])
+    assert chunks[0] == ("tasks", {"id": "<id1>", "name": "w", "input": 1, "triggers": ("__pregel_push",)})
+
+
+def test_parallel_nodes_writing_nothing() -> None:
+    """a returns None, b (sleeping 20 ms, so second) returns {}: updates but no values chunk."""
+
+    def build(lib: Lib) -> Any:
+        def b(state: State) -> dict[str, Any]:
+            time.sleep(0.02)
+            return {}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: None)
+        graph.add_node("b", b)
+        graph.add_edge(lib.START, "a")
+        graph.add_edge(lib.START, "b")
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"x": 0}, stream_mode=[*MODES, "debug"])
+    assert [c for m, c in chunks if m == "values"] == [{"x": 0, "log": []}]
+
+
+def test_join_reached_at_different_steps() -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        for name in ("a", "a2", "a3", "b", "j"):
+            graph.add_node(name, lambda state, name=name: {"log": [name]})
+        graph.add_edge(lib.START, "a")
+        graph.add_edge("a", "a2")
+        graph.add_edge("a2", "a3")
+        graph.add_edge(lib.START, "b")
+        graph.add_edge(["a3", "b"], "j")
+        graph.add_edge("b", "j")  # j also runs right after b
+        return graph.compile()
+
+    assert_same(build, {"x": 0}, stream_mode=MODES)
+
+
+def test_conditional_start_fan_out_into_a_join() -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        for name in ("a", "b", "c"):
+            graph.add_node(name, lambda state, name=name: {"log": [name]})
+        graph.add_conditional_edges(lib.START, lambda state: ["a", "b"])
+        graph.add_edge(["a", "b"], "c")
+        return graph.compile()
+
+    assert_same(build, {"x": 0}, stream_mode=MODES)
+
+
+def test_goto_the_same_node_twice() -> None:
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(State)
+        graph.add_node("a", lambda state: lib.Command(goto=["b", "b"]))
+        graph.add_node("b", lambda state: {"log": ["b"]})
+        graph.add_edge(lib.START, "a")
+        return graph.compile()
+
+    chunks, _ = assert_same(build, {"x": 0}, stream_mode=MODES)
+    assert chunks[-1] == ("values", {"x": 0, "log": ["b"]})
+
+
+def test_closing_the_stream_early() -> None:
+    """Breaking out stops the run: the nodes of later steps never run (b sleeps 20 ms)."""
+    ran: dict[str, list[str]] = {}
+
+    def build(lib: Lib) -> Any:
+        calls = ran.setdefault(lib.name, [])
+
+        def node(name: str, delay: float = 0.0) -> Any:
+            def run_node(state: State) -> dict[str, Any]:
+                time.sleep(delay)
+                calls.append(name)
+                return {"log": [name]}
+
+            return run_node
+
+        graph = lib.StateGraph(State)
+        graph.add_node("a", node("a"))
+        graph.add_node("b", node("b", 0.02))
+        graph.add_node("c", node("c"))
+        graph.add_node("d", node("d"))
+        graph.add_edge(lib.START, "a")
+        graph.add_edge("a", "b")
+        graph.add_edge("a", "c")
+        graph.add_edge("b", "d")
+        return graph.compile()
+
+    seen = {}
+    for lib in LIBS:
+        chunks = []
+        for chunk in build(lib).stream({"x": 0}, stream_mode="updates"):
+            chunks.append(chunk)
+            if len(chunks) == 2:
+                break
+        time.sleep(0.05)
+        seen[lib.name] = (chunks, ran[lib.name])
+    assert seen[OTEL.name] == seen[LANGGRAPH.name]

@@ -31,9 +31,7 @@ graph = g.compile(name="probe")
 def _run(code: str, tmp_path: Path) -> dict[str, object]:
     script = tmp_path / "probe.py"
     script.write_text(GRAPH + textwrap.dedent(code))
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False
-    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     return result

@@ -116,9 +116,7 @@ def test_missing_records_are_reported_as_gaps_not_invented(telemetry: Telemetry)
 
 def test_lost_tail_is_a_gap_thanks_to_the_run_end_count(telemetry: Telemetry) -> None:
     streamed = list(_graph().stream({"log": []}, stream_mode="updates"))
-    records = [
-        r for r in telemetry.logs.get_finished_logs() if r.log_record.attributes.get("otelstream.seq") != 1
-    ]  # type: ignore[union-attr]
+    records = [r for r in telemetry.logs.get_finished_logs() if r.log_record.attributes.get("otelstream.seq") != 1]  # type: ignore[union-attr]
     replayed = otelstream.replay(records)
     assert list(replayed) == streamed[:1]
     assert replayed.gaps == [otelstream.Gap(1, 1)] and replayed.run.missing == 1
@@ -139,9 +137,7 @@ def test_a_sampled_out_run_is_reported_not_invented() -> None:
 
 def test_replaying_a_mode_the_run_did_not_stream_is_an_error(telemetry: Telemetry) -> None:
     list(_graph().stream({"log": []}, stream_mode="updates"))
-    with pytest.raises(
-        otelstream.ReplayError, match=r"did not stream \['custom'\]; it streamed \['updates'\]"
-    ):
+    with pytest.raises(otelstream.ReplayError, match=r"did not stream \['custom'\]; it streamed \['updates'\]"):
         otelstream.replay((telemetry.spans, telemetry.logs), stream_mode="custom")
     replayed = otelstream.replay((telemetry.spans, telemetry.logs), subgraphs=True)
     assert replayed.notes == ["the run was streamed without subgraphs=True: no subgraph chunks were recorded"]

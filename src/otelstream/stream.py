@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -169,7 +169,7 @@ class Driver:
         subgraphs: bool = False,
         version: str = "v1",
         **_langgraph_only: Any,
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         """Validate the arguments now, then return the generator that runs the graph.
 
         Raises:
@@ -177,7 +177,7 @@ class Driver:
         """
         return self._stream(graph, input, _prepare(graph, config, stream_mode, subgraphs, version))
 
-    def _stream(self, graph: CompiledStateGraph, input: Any, request: _StreamRequest) -> Iterator[Any]:
+    def _stream(self, graph: CompiledStateGraph, input: Any, request: _StreamRequest) -> Generator[Any, None, None]:
         waker = ThreadWaker()
         state = _Run(graph, request.config, request, waker.notify)
         formatter = request.formatter
@@ -226,11 +226,13 @@ class Driver:
         subgraphs: bool = False,
         version: str = "v1",
         **_langgraph_only: Any,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Async version of :meth:`stream`; the arguments are validated at the call too."""
         return self._astream(graph, input, _prepare(graph, config, stream_mode, subgraphs, version))
 
-    async def _astream(self, graph: CompiledStateGraph, input: Any, request: _StreamRequest) -> AsyncIterator[Any]:
+    async def _astream(
+        self, graph: CompiledStateGraph, input: Any, request: _StreamRequest
+    ) -> AsyncGenerator[Any, None]:
         waker = AsyncWaker()
         state = _Run(graph, request.config, request, waker.notify)
         formatter = request.formatter

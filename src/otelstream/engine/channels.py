@@ -13,6 +13,8 @@ Contract shared by every channel (the shape of LangGraph's ``BaseChannel``):
 
 from __future__ import annotations
 
+import collections.abc
+import typing
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -27,6 +29,7 @@ __all__ = [
     "LastValue",
     "NamedBarrierValue",
     "Topic",
+    "strip_required",
     "troubleshooting",
 ]
 
@@ -119,9 +122,8 @@ class BinaryOperatorAggregate(BaseChannel):
         """Create the channel with the reducer ``operator``."""
         super().__init__(key)
         self.operator = operator
-        origin = getattr(typ, "__origin__", typ)
         try:
-            self.value = origin()
+            self.value = _default_of(typ)()
         except Exception:
             self.value = _MISSING
 
@@ -136,6 +138,29 @@ class BinaryOperatorAggregate(BaseChannel):
         for value in values[start:]:
             self.value = self.operator(self.value, value)
         return True
+
+
+def strip_required(hint: Any) -> Any:
+    """Return ``hint`` without a ``Required[...]``/``NotRequired[...]`` wrapper."""
+    origin = typing.get_origin(hint)
+    if getattr(origin, "_name", None) in ("Required", "NotRequired"):
+        return typing.get_args(hint)[0]
+    return hint
+
+
+def _default_of(typ: Any) -> Any:
+    # LangGraph's rule: strip generic arguments and wrappers, build abstract collections
+    # (Sequence, Set, Mapping) from their concrete counterparts
+    while hasattr(typ, "__origin__"):
+        stripped = strip_required(typ)
+        typ = stripped if stripped is not typ else typ.__origin__
+    if typ in (collections.abc.Sequence, collections.abc.MutableSequence):
+        return list
+    if typ in (collections.abc.Set, collections.abc.MutableSet):
+        return set
+    if typ in (collections.abc.Mapping, collections.abc.MutableMapping):
+        return dict
+    return typ
 
 
 class EphemeralValue(BaseChannel):

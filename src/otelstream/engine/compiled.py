@@ -13,7 +13,8 @@ imports OpenTelemetry.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Iterator, Sequence
+import functools
+from collections.abc import AsyncGenerator, Generator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from otelstream.engine.channels import BaseChannel, EphemeralValue, NamedBarrierValue, Topic
@@ -73,8 +74,9 @@ class Topology:
 
     def read_state(self, channels: dict[str, BaseChannel], schema: Any = None) -> Any:
         """Read the state as a node with ``schema`` as input receives it."""
-        schema = schema or self.state_schema
-        keys = self.fields if schema is self.state_schema else _schema_keys(schema)
+        # only the schema's own keys, as in LangGraph: a node over the state schema does not
+        # see keys that another schema (a node's input schema) added
+        keys = _schema_keys(schema or self.state_schema)
         values = {k: channels[k].get() for k in keys if k in channels and channels[k].is_available()}
         return coerce_to_schema(schema, values)
 
@@ -83,10 +85,11 @@ class Topology:
         return {k: channels[k].get() for k in keys if channels[k].is_available()}
 
 
-def _schema_keys(schema: Any) -> list[str]:
+@functools.lru_cache(maxsize=256)
+def _schema_keys(schema: Any) -> tuple[str, ...]:
     from otelstream.engine.schema import schema_fields
 
-    return [f.key for f in schema_fields(schema)]
+    return tuple(f.key for f in schema_fields(schema))
 
 
 def build_topology(graph: StateGraph[Any], name: str) -> Topology:
@@ -125,11 +128,11 @@ def build_topology(graph: StateGraph[Any], name: str) -> Topology:
 class StreamDriver(Protocol):
     """Runs a compiled graph and streams it; provided by :mod:`otelstream.stream`."""
 
-    def stream(self, graph: CompiledStateGraph, input: Any, config: Any, **kwargs: Any) -> Iterator[Any]:
+    def stream(self, graph: CompiledStateGraph, input: Any, config: Any, **kwargs: Any) -> Generator[Any, None, None]:
         """Run synchronously, yielding chunks."""
         ...
 
-    def astream(self, graph: CompiledStateGraph, input: Any, config: Any, **kwargs: Any) -> AsyncIterator[Any]:
+    def astream(self, graph: CompiledStateGraph, input: Any, config: Any, **kwargs: Any) -> AsyncGenerator[Any, None]:
         """Run asynchronously, yielding chunks."""
         ...
 
@@ -186,7 +189,7 @@ class CompiledStateGraph:
         subgraphs: bool = False,
         version: str = "v1",
         **kwargs: Any,
-    ) -> Iterator[Any]:
+    ) -> Generator[Any, None, None]:
         """Run the graph, yielding chunks as LangGraph's ``stream()`` does.
 
         Args:
@@ -222,7 +225,7 @@ class CompiledStateGraph:
         subgraphs: bool = False,
         version: str = "v1",
         **kwargs: Any,
-    ) -> AsyncIterator[Any]:
+    ) -> AsyncGenerator[Any, None]:
         """Async version of :meth:`stream`: nodes may be ``async def``."""
         graph = self._with_output_keys(kwargs.pop("output_keys", None))
         return _driver().astream(
@@ -308,7 +311,7 @@ class CompiledStateGraph:
         """Return a copy that merges ``config`` into every call's config."""
         bound = object.__new__(type(self))
         bound.__dict__.update(self.__dict__)
-        bound._bound_config = {**getattr(self, "_bound_config", {}), **(config or {}), **kwargs}
+        bound.__dict__["_bound_config"] = {**getattr(self, "_bound_config", {}), **(config or {}), **kwargs}
         return bound
 
 

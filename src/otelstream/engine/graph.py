@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import logging
+import typing
 from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
 
@@ -52,16 +53,26 @@ class BranchSpec:
     ends: dict[Hashable, str] | None
     is_async: bool
     takes_config: bool
+    # the schema ``path``'s first parameter is annotated with, if not the state's
+    input_schema: Any = None
+
+
+def _call_method(action: Any) -> Any:
+    # the bound ``__call__`` of a callable object (not ``callable()``: we need the method)
+    try:
+        return action.__call__
+    except AttributeError:
+        return None
 
 
 def _callable_of(action: Any) -> Any:
     if inspect.isfunction(action) or inspect.ismethod(action):
         return action
-    return getattr(action, "__call__", action)  # noqa: B004 - we need the bound method
+    return _call_method(action) or action
 
 
 def _is_async(action: Any) -> bool:
-    return inspect.iscoroutinefunction(action) or inspect.iscoroutinefunction(getattr(action, "__call__", None))
+    return inspect.iscoroutinefunction(action) or inspect.iscoroutinefunction(_call_method(action))
 
 
 def _parameters(action: Any) -> dict[str, inspect.Parameter]:
@@ -72,26 +83,25 @@ def _parameters(action: Any) -> dict[str, inspect.Parameter]:
 
 
 def _takes_writer(params: dict[str, inspect.Parameter]) -> bool:
-    # LangGraph injects by parameter name; the annotation, if any, must say StreamWriter
+    # LangGraph injects by parameter name; the annotation, if any, must be StreamWriter
+    # itself (or the string "StreamWriter"), and the parameter nameable
     param = params.get("writer")
-    if param is None:
+    if param is None or param.kind not in (param.POSITIONAL_OR_KEYWORD, param.KEYWORD_ONLY):
         return False
     annotation = param.annotation
     if annotation is inspect.Parameter.empty:
         return True
     text = annotation if isinstance(annotation, str) else getattr(annotation, "__name__", "")
-    return "StreamWriter" in str(text)
+    return text == "StreamWriter"
 
 
 def _first_param_schema(action: Any) -> Any:
     # LangGraph's inference: the first parameter's annotation, when it is a class with
     # annotations (``state: Any`` or ``state: dict`` read the graph's state schema)
-    if not (
-        inspect.isfunction(action) or inspect.ismethod(action) or inspect.ismethod(getattr(action, "__call__", None))
-    ):
+    if not (inspect.isfunction(action) or inspect.ismethod(action) or inspect.ismethod(_call_method(action))):
         return None
     try:
-        hints = get_type_hints(action.__call__) or get_type_hints(action)
+        hints = get_type_hints(_call_method(action)) or get_type_hints(action)
         if not hints:
             return None
         hint = hints.get(next(iter(inspect.signature(action).parameters)))
@@ -99,6 +109,17 @@ def _first_param_schema(action: Any) -> Any:
             return hint
     except (NameError, TypeError, StopIteration, ValueError):
         pass
+    return None
+
+
+def _literal_ends(path: Any) -> dict[Hashable, str] | None:
+    # a path annotated ``-> Literal["a", "b"]`` maps its results as a path_map would
+    try:
+        returns = get_type_hints(_callable_of(path)).get("return")
+    except Exception:
+        return None
+    if typing.get_origin(returns) is typing.Literal:
+        return {name: name for name in typing.get_args(returns)}
     return None
 
 
@@ -324,11 +345,18 @@ class StateGraph(Generic[StateT]):
         elif isinstance(path_map, dict):
             ends = dict(path_map)
         else:
-            ends = None
+            ends = _literal_ends(path)
         params = _parameters(path)
+        input_schema = _first_param_schema(path)
         self.branches.setdefault(source, {})[name] = BranchSpec(
-            path=path, ends=ends, is_async=_is_async(path), takes_config="config" in params
+            path=path,
+            ends=ends,
+            is_async=_is_async(path),
+            takes_config="config" in params,
+            input_schema=input_schema,
         )
+        if input_schema is not None:
+            self._add_schema(input_schema)
         return self
 
     def set_entry_point(self, key: str) -> StateGraph[StateT]:

@@ -1,22 +1,23 @@
-"""The superstep loop: plan (``tick``), run (``execute``), apply (``after_tick``).
+"""The superstep loop: plan (``tick``), run (the runner), apply (``after_tick``).
 
-One :class:`RunLoop` runs one graph execution. The caller drives it::
+One :class:`RunLoop` runs one graph execution. The driver and the runner drive it::
 
-    loop.start()                       # input phase: one "values" chunk with the input
+    loop.start(input)                  # input phase: one "values" chunk with the input
     while loop.tick():                 # plan the next superstep's tasks
-        for task in loop.tasks:
-            loop.execute(task)         # any thread, any order, in parallel
+        for task in loop.tasks:        # the runner, on any thread, in parallel:
+            loop.record_result(task, node(task.input))   # writes, edges, branches
+            loop.commit_task(task)     # or loop.fail_task(task, error)
         loop.after_tick()              # apply writes in a deterministic order
 
 Chunks leave only through the observer, at the moments LangGraph emits them: task starts
 when a step is planned, each task's update as it finishes (completion order), one values
-chunk after the step when state changed.
+chunk after the step when an output key was written.
 """
 
 from __future__ import annotations
 
+import inspect
 import uuid
-from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -140,24 +141,32 @@ class RunLoop:
 
         if input is None:
             raise EmptyInputError("Received no input for __start__")
-        if isinstance(input, Command):
-            writes, gotos = self._command_writes(input, START)
-        else:
-            writes = _updates_of(input, self.topology.input_keys)
-            gotos = []
         start_task = Task(
             id=str(uuid.uuid4()),
             name=START,
             path=(PULL, START),
             input=input,
             triggers=(START,),
-            node=None,  # type: ignore[arg-type] - the input task runs no node code
+            node=None,  # type: ignore[arg-type]  # the input task runs no node code
             step=0,
             namespace=self.namespace,
             graph_name=self.topology.name,
             config=self.run.config,
         )
-        start_task.writes = writes + self._edge_writes(START, writes, gotos)
+        try:
+            if isinstance(input, Command):
+                writes, gotos = self._command_writes(input, START)
+            else:
+                writes = _updates_of(input, self.topology.input_keys)
+                gotos = []
+            out = writes + self._goto_writes(START, gotos) + self._edge_writes(START)
+            for branch, state in self._branch_inputs(START, writes, input):
+                out.extend(self._branch_writes(START, branch, _call_path(branch, state, self.run.config)))
+            start_task.writes = out
+        except Exception as exc:
+            # the input is mapped by LangGraph's hidden __start__ task: its errors say so
+            add_task_note(exc, start_task)
+            raise
         self._apply([start_task])
 
     # --- plan -----------------------------------------------------------------------------
@@ -268,14 +277,35 @@ class RunLoop:
         """Turn what ``task``'s node returned into its writes, edges and branches included.
 
         Called inside the task (routing functions are part of it, as in LangGraph: they see
-        the task's config, and an error in one fails the task and may be retried).
+        the task's config, and an error in one fails the task and may be retried). Writes
+        accumulate on ``task.writes`` as LangGraph's writers run, so a failing routing
+        function leaves the node's own writes there: :meth:`fail_task` streams them.
 
         Raises:
             InvalidUpdateError: the node returned something that is not a state update, or
                 routed to an unknown node.
         """
+        writes = self._begin_writes(task, result)
+        for branch, state in self._branch_inputs(task.name, writes, result):
+            task.writes.extend(self._branch_writes(task.name, branch, _call_path(branch, state, task.config)))
+
+    async def arecord_result(self, task: Task, result: Any) -> None:
+        """Async version of :meth:`record_result`: routing functions may be ``async def``."""
+        writes = self._begin_writes(task, result)
+        for branch, state in self._branch_inputs(task.name, writes, result):
+            chosen = _call_path(branch, state, task.config, awaitable=True)
+            if inspect.isawaitable(chosen):
+                chosen = await chosen
+            task.writes.extend(self._branch_writes(task.name, branch, chosen))
+
+    def _begin_writes(self, task: Task, result: Any) -> list[tuple[str, Any]]:
+        # the node's state writes with its Command gotos (one LangGraph writer: all or
+        # nothing), then its plain edges; returns the state writes
+        task.writes = []
         writes, gotos = self._result_writes(task, result)
-        task.writes = writes + self._edge_writes(task.name, writes, gotos)
+        task.writes = writes + self._goto_writes(task.name, gotos)
+        task.writes.extend(self._edge_writes(task.name))
+        return writes
 
     def commit_task(self, task: Task) -> None:
         """Emit ``task``'s update and task result, once :meth:`record_result` succeeded."""
@@ -283,7 +313,7 @@ class RunLoop:
         if self.wants("updates"):
             self._emit("updates", {task.name: _update_value(state_writes, self.output_keys)}, task)
         if self.wants("tasks") or self.wants("debug"):
-            payload = {
+            payload: dict[str, Any] = {
                 "id": task.id,
                 "name": task.name,
                 "error": None,
@@ -294,22 +324,29 @@ class RunLoop:
         self.observer.task_ended(task, None)
 
     def fail_task(self, task: Task, error: BaseException) -> None:
-        """Record that ``task`` raised ``error`` (after its retries)."""
+        """Record that ``task`` raised ``error`` (after its retries).
+
+        Writes the task made before failing (a routing function raised after the node
+        returned) are streamed as in LangGraph: an update, and the task result's ``result``.
+        """
         task.error = error
-        if isinstance(error, Exception):
-            add_task_note(error, task)
+        state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
+        if task.writes and self.wants("updates"):
+            self._emit("updates", {task.name: _update_value(state_writes, self.output_keys)}, task)
         if self.wants("tasks") or self.wants("debug"):
             payload = {
                 "id": task.id,
                 "name": task.name,
                 "error": error,
-                "result": {},
+                "result": _result_value(state_writes),
                 "interrupts": [],
             }
             self._emit_task_event(payload, task, result=True)
         self.observer.task_ended(task, error)
 
     def _result_writes(self, task: Task, result: Any) -> tuple[list[tuple[str, Any]], list[Send | str]]:
+        if isinstance(result, Send):  # LangGraph takes a returned Send as a goto
+            return [], [result]
         if isinstance(result, Command):
             return self._command_writes(result, task.name)
         if isinstance(result, (list, tuple)) and result and any(isinstance(r, Command) for r in result):
@@ -335,22 +372,33 @@ class RunLoop:
         writes = [(k, v) for k, v in command.update_items() if k in fields]
         return writes, command.goto_targets()
 
-    def _edge_writes(
-        self, source: str, writes: list[tuple[str, Any]], gotos: list[Send | str]
-    ) -> list[tuple[str, Any]]:
+    def _goto_writes(self, source: str, gotos: list[Send | str]) -> list[tuple[str, Any]]:
+        return [write for target in gotos for write in self._destination_write(source, target)]
+
+    def _edge_writes(self, source: str) -> list[tuple[str, Any]]:
+        # plain edges and joins, written after the node's own writes as in LangGraph
         out: list[tuple[str, Any]] = []
-        for target in gotos:
-            out.extend(self._destination_write(source, target))
         for end in self.topology.edges.get(source, ()):
             out.append((branch_channel(end), None))
         for channel in self.topology.joins.get(source, ()):
             out.append((channel, source))
-        branches = self.topology.branches.get(source)
-        if branches:
-            state = self._local_state(writes)
-            for branch in branches.values():
-                for destination in _branch_destinations(branch, state, source):
-                    out.extend(self._destination_write(source, destination))
+        return out
+
+    def _branch_inputs(self, source: str, writes: list[tuple[str, Any]], output: Any) -> list[tuple[BranchSpec, Any]]:
+        # what each conditional edge after ``source`` is called with
+        inputs = []
+        for branch in self.topology.branches.get(source, {}).values():
+            state = self._local_state(writes, branch.input_schema)
+            if branch.input_schema is None and isinstance(state, dict) and isinstance(output, dict):
+                # LangGraph passes the node's other returned keys through to the branch
+                state = {**output, **state}
+            inputs.append((branch, state))
+        return inputs
+
+    def _branch_writes(self, source: str, branch: BranchSpec, result: Any) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for destination in _map_branch_result(branch, result):
+            out.extend(self._destination_write(source, destination))
         return out
 
     def _destination_write(self, source: str, target: Send | str) -> list[tuple[str, Any]]:
@@ -376,7 +424,7 @@ class RunLoop:
             raise InvalidUpdateError(f"Node '{source}' routed to unknown node '{target}'", code=ErrorCode.INVALID_SEND)
         return [(branch_channel(target), None)]
 
-    def _local_state(self, writes: list[tuple[str, Any]]) -> Any:
+    def _local_state(self, writes: list[tuple[str, Any]], schema: Any = None) -> Any:
         # a branch sees the state with its own node's writes applied, not its siblings'
         by_key: dict[str, list[Any]] = {}
         for key, value in writes:
@@ -386,7 +434,7 @@ class RunLoop:
             channel = self.channels[key].copy()
             channel.update(values)
             channels[key] = channel
-        return self.topology.read_state(channels)
+        return self.topology.read_state(channels, schema)
 
     # --- apply ----------------------------------------------------------------------------
 
@@ -477,43 +525,49 @@ def _result_value(writes: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _branch_destinations(branch: BranchSpec, state: Any, source: str) -> list[Send | str]:
-    path: Callable[..., Any] = branch.path
-    if branch.is_async:
-        raise TypeError(f"The conditional edge after '{source}' is async; run the graph with astream()")
-    result = path(state)
-    return _map_branch_result(branch, result, source)
+def _call_path(branch: BranchSpec, state: Any, config: dict[str, Any], *, awaitable: bool = False) -> Any:
+    """Call a conditional edge's routing function (its config injected if it takes one).
+
+    Raises:
+        TypeError: the function is async and the graph runs synchronously (LangGraph's
+            message).
+    """
+    if branch.is_async and not awaitable:
+        name = getattr(branch.path, "__name__", "condition")
+        raise TypeError(no_sync_function(name))
+    if branch.takes_config:
+        return branch.path(state, config=config)
+    return branch.path(state)
 
 
-def _map_branch_result(branch: BranchSpec, result: Any, source: str) -> list[Send | str]:
+def _map_branch_result(branch: BranchSpec, result: Any) -> list[Send | str]:
+    # LangGraph's rules and errors: a KeyError for a result missing from the path_map, a
+    # ValueError for None or START. Unknown node names are caught by _destination_write.
     results = list(result) if isinstance(result, (list, tuple)) else [result]
-    destinations: list[Send | str] = []
-    for item in results:
-        if isinstance(item, Send):
-            destinations.append(item)
-            continue
-        if branch.ends is not None:
-            try:
-                destinations.append(branch.ends[item])
-            except (KeyError, TypeError):
-                raise InvalidUpdateError(
-                    f"The conditional edge after '{source}' returned {item!r}, which is not a key "
-                    f"of its path_map {sorted(map(str, branch.ends))}",
-                    code=ErrorCode.INVALID_SEND,
-                ) from None
-        elif item is None:
-            raise InvalidUpdateError(
-                f"The conditional edge after '{source}' did not return a valid destination",
-                code=ErrorCode.INVALID_SEND,
-            )
-        else:
-            destinations.append(item)
+    if branch.ends:
+        ends = branch.ends
+        destinations = [r if isinstance(r, Send) else ends[r] for r in results]
+    else:
+        destinations = results
+    if any(d is None or (isinstance(d, str) and d == START) for d in destinations):
+        raise ValueError("Branch did not return a valid destination")
+    if any(isinstance(d, Send) and d.node == END for d in destinations):
+        raise InvalidUpdateError("Cannot send a packet to the END node", code=ErrorCode.INVALID_SEND)
     return destinations
 
 
+def no_sync_function(name: str) -> str:
+    """Return LangGraph's message for an async node or routing function run synchronously."""
+    return (
+        f'No synchronous function provided to "{name}".'
+        "\nEither initialize with a synchronous function or invoke via the async API "
+        "(ainvoke, astream, etc.)"
+    )
+
+
 def add_task_note(error: BaseException, task: Task) -> None:
-    """Note on ``error`` which task raised it, as LangGraph does (one note per level)."""
-    note = f"During task with name '{task.name}' and id '{task.id}'"
-    notes = getattr(error, "__notes__", None)
-    if notes is None or note not in notes:
-        error.add_note(note)
+    """Note on ``error`` which task raised it, as LangGraph does: once per failed attempt.
+
+    A subgraph's error gets one note per level, the task in the subgraph's first.
+    """
+    error.add_note(f"During task with name '{task.name}' and id '{task.id}'")

@@ -15,12 +15,12 @@ import functools
 import random
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from otelstream.engine.events import Task
-from otelstream.engine.loop import RunLoop
+from otelstream.engine.loop import RunLoop, add_task_note, no_sync_function
 from otelstream.engine.runtime import TaskContext, reset_task_context, set_task_context
 
 __all__ = ["AsyncWaker", "SyncStepRunner", "ThreadWaker", "Waker", "arun_step"]
@@ -101,36 +101,46 @@ def _policy_for(task: Task, exc: Exception) -> Any:
     return None
 
 
-def run_task(loop: RunLoop, task: Task) -> None:
-    """Run ``task``'s node (with retries) on the calling thread and record the outcome."""
+def run_task(loop: RunLoop, task: Task, on_outcome: Callable[[Task, bool], None] | None = None) -> None:
+    """Run ``task``'s node (with retries) on the calling thread and record the outcome.
+
+    ``on_outcome(task, failed)`` is told as soon as the node returned or finally raised,
+    before the outcome's chunks are emitted.
+    """
     ctx = TaskContext(task, loop.run, loop.observer, loop.observer.writer_for(loop.run, task))
     node = task.node
     attempt = 0
     while True:
         attempt += 1
         try:
+            task.writes = []  # a retry starts afresh, as in LangGraph
             with loop.observer.task_scope(task, loop.run):
                 token = set_task_context(ctx)
                 try:
                     if node.is_subgraph:
                         result = node.action.invoke(task.input, task.config)
                     elif node.is_async:
-                        raise TypeError(f'No synchronous function provided to "{task.name}"')
+                        raise TypeError(no_sync_function(task.name))
                     else:
                         result = node.action(task.input, **_node_kwargs(task, ctx))
                     loop.record_result(task, result)
                 finally:
                     reset_task_context(token)
         except Exception as exc:
+            add_task_note(exc, task)  # on every failed attempt, as LangGraph does
             policy = _policy_for(task, exc)
             if policy is not None and attempt < policy.max_attempts:
                 time.sleep(_retry_delay(policy, attempt))
                 continue
+            if on_outcome is not None:
+                on_outcome(task, True)
             loop.fail_task(task, exc)
             return
         except BaseException as exc:
             loop.fail_task(task, exc)
             raise
+        if on_outcome is not None:
+            on_outcome(task, False)
         loop.commit_task(task)
         return
 
@@ -151,6 +161,7 @@ async def arun_task(loop: RunLoop, task: Task) -> None:
     while True:
         attempt += 1
         try:
+            task.writes = []  # a retry starts afresh, as in LangGraph
             with loop.observer.task_scope(task, loop.run):
                 token = set_task_context(ctx)
                 try:
@@ -161,13 +172,14 @@ async def arun_task(loop: RunLoop, task: Task) -> None:
                     else:
                         # to_thread copies the context: the node span and task context follow
                         result = await asyncio.to_thread(node.action, task.input, **_node_kwargs(task, ctx))
-                    loop.record_result(task, result)
+                    await loop.arecord_result(task, result)
                 finally:
                     reset_task_context(token)
         except asyncio.CancelledError:
             loop.observer.task_ended(task, asyncio.CancelledError())
             raise
         except Exception as exc:
+            add_task_note(exc, task)  # on every failed attempt, as LangGraph does
             policy = _policy_for(task, exc)
             if policy is not None and attempt < policy.max_attempts:
                 await asyncio.sleep(_retry_delay(policy, attempt))
@@ -201,11 +213,71 @@ class _Committer:
             self.loop.fail_task(task, error)
 
 
+class _StepTracker:
+    """Counts a threaded step's running tasks the way LangGraph's ``FuturesDict`` does.
+
+    ``settled`` is cleared each time a task is submitted and set when every submitted task
+    ended, or when a task ended and some task has failed. So after a failure the step waits
+    for its running siblings only if a task was submitted after the failure was recorded:
+    LangGraph's behaviour, timing-dependent there too (a node that fails at once, before
+    its siblings are submitted, lets them finish and stream; one that fails later does not).
+
+    A task's outcome is counted as soon as its node returned or raised, before its chunks
+    are emitted (emitting through OpenTelemetry is slower than LangGraph's queue, and would
+    otherwise shift the race); ``finished`` lists the tasks whose chunks were emitted.
+    """
+
+    __slots__ = ("counted", "failed", "finished", "lock", "pending", "settled", "signal", "waker")
+
+    def __init__(self, waker: ThreadWaker | None) -> None:
+        self.lock = threading.Lock()
+        self.pending = 0
+        self.failed = False
+        self.counted: set[str] = set()
+        self.finished: list[Task] = []
+        self.settled = threading.Event()
+        self.signal = threading.Semaphore(0)
+        self.waker = waker
+
+    def submitted(self, task: Task) -> None:
+        with self.lock:
+            self.settled.clear()
+            self.pending += 1
+            # a task that ended before it was registered settles now, as LangGraph's done
+            # callback (added at registration) runs at once for a finished future
+            if task.id in self.counted and (self.pending == 0 or self.failed):
+                self.settled.set()
+
+    def outcome(self, task: Task, failed: bool) -> None:
+        with self.lock:
+            if task.id in self.counted:
+                return
+            self.counted.add(task.id)
+            self.pending -= 1
+            self.failed = self.failed or failed
+            if self.pending == 0 or self.failed:
+                self.settled.set()
+
+    def ended(self, task: Task, _future: object = None) -> None:
+        self.outcome(task, task.error is not None)  # if run_task ended without counting it
+        with self.lock:
+            self.finished.append(task)
+        self.signal.release()
+        if self.waker is not None:
+            self.waker.notify()
+
+    def emitting(self) -> bool:
+        """Return whether a counted task has not finished emitting its chunks yet."""
+        with self.lock:
+            return len(self.counted) > len(self.finished)
+
+
 class SyncStepRunner:
     """Runs steps on the driver's thread when it can, on a lazily made thread pool otherwise.
 
     A single task runs inline unless chunks must flow while it runs (``live``), which is
-    LangGraph's rule too. ``close()`` shuts the pool down; no thread outlives the run.
+    LangGraph's rule too. ``close()`` shuts the pool down, waiting for nodes still running
+    after a failure; no thread outlives the run.
     """
 
     def __init__(self) -> None:
@@ -216,53 +288,53 @@ class SyncStepRunner:
         """Run ``loop.tasks``; yield each time the driver should drain chunks.
 
         Raises:
-            BaseException: the first task error in completion order, once all tasks ended.
+            BaseException: the first task error in completion order.
         """
         tasks = loop.tasks
-        finished: list[Task] = []
         if len(tasks) == 1 and (not live or waker is None):
             run_task(loop, tasks[0])
-            finished.append(tasks[0])
+            finished = [tasks[0]]
         else:
-            if self._executor is None:
-                self._executor = ThreadPoolExecutor(thread_name_prefix="otelstream-node")
-            done = threading.Semaphore(0)
-            lock = threading.Lock()
-
-            def on_done(task: Task) -> Any:
-                def callback(_: Future[None]) -> None:
-                    with lock:
-                        finished.append(task)
-                    done.release()
-                    if waker is not None:
-                        waker.notify()
-
-                return callback
-
-            futures = []
-            for task in tasks:
-                context = contextvars.copy_context()
-                future = self._executor.submit(context.run, run_task, loop, task)
-                future.add_done_callback(on_done(task))
-                futures.append(future)
-            remaining = len(tasks)
-            while remaining:
-                if waker is not None:
-                    waker.wait()
-                    while done.acquire(blocking=False):
-                        remaining -= 1
-                else:
-                    done.acquire()
-                    remaining -= 1
-                yield
-            for future in futures:
-                exc = future.exception()
-                if exc is not None:  # a BaseException escaped run_task
-                    raise exc
+            finished = yield from self._run_threaded(loop, tasks, waker)
         yield
         for task in finished:
             if task.error is not None:
                 raise task.error
+
+    def _run_threaded(
+        self, loop: RunLoop, tasks: list[Task], waker: ThreadWaker | None
+    ) -> Generator[None, None, list[Task]]:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(thread_name_prefix="otelstream-node")
+        tracker = _StepTracker(waker)
+        futures = []
+        for task in tasks:
+            future = self._executor.submit(contextvars.copy_context().run, run_task, loop, task, tracker.outcome)
+            # registered after submission, as LangGraph does (its callback may run at once)
+            tracker.submitted(task)
+            future.add_done_callback(functools.partial(tracker.ended, task))
+            futures.append(future)
+        seen = 0
+        # wait for each task until one failed, as LangGraph does, then until settled
+        while seen < len(tasks) and not any(t.error is not None for t in tracker.finished[:seen]):
+            if waker is not None:
+                waker.wait()
+            else:
+                tracker.signal.acquire()
+            with tracker.lock:
+                seen = len(tracker.finished)
+            yield
+        while not tracker.settled.is_set() or tracker.emitting():
+            if waker is not None:
+                waker.wait()
+                yield
+            else:
+                tracker.signal.acquire()
+        for future in futures:
+            if future.done() and (exc := future.exception()) is not None:
+                raise exc  # a BaseException escaped run_task
+        with tracker.lock:
+            return list(tracker.finished)
 
     def close(self) -> None:
         """Shut the thread pool down, waiting for running nodes."""
@@ -282,9 +354,9 @@ async def arun_step(loop: RunLoop, waker: AsyncWaker | None) -> AsyncIterator[No
     commit = _Committer(loop)
     pending: dict[asyncio.Future[None], Task] = {}
     for task in loop.tasks:
-        future = asyncio.ensure_future(arun_task(loop, task))
-        future.add_done_callback(functools.partial(commit, task))
-        pending[future] = task
+        started: asyncio.Future[None] = asyncio.ensure_future(arun_task(loop, task))
+        started.add_done_callback(functools.partial(commit, task))
+        pending[started] = task
     try:
         while pending:
             wait_for: set[asyncio.Future[Any]] = set(pending)
@@ -307,8 +379,8 @@ async def arun_step(loop: RunLoop, waker: AsyncWaker | None) -> AsyncIterator[No
                 raise failed
             yield
     finally:
-        for future in pending:
-            future.cancel()
+        for running in pending:
+            running.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
     yield

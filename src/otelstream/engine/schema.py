@@ -8,7 +8,7 @@ import typing
 from collections.abc import Callable, Sequence
 from typing import Any, get_type_hints
 
-from otelstream.engine.channels import BaseChannel, BinaryOperatorAggregate, LastValue
+from otelstream.engine.channels import BaseChannel, BinaryOperatorAggregate, LastValue, strip_required
 from otelstream.errors import ErrorCode, InvalidGraphError
 
 __all__ = [
@@ -49,16 +49,11 @@ def _check_reducer(key: str, reducer: Any) -> Callable[[Any, Any], Any]:
     try:
         signature = inspect.signature(reducer)
     except (TypeError, ValueError):
-        # builtins such as operator.add have a signature; anything without one is
-        # accepted as LangGraph does and fails when called.
+        # callables without a signature are accepted and fail when called
         return typing.cast(Callable[[Any, Any], Any], reducer)
-    positional = [
-        p
-        for p in signature.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
-    ]
-    variadic = any(p.kind == p.VAR_POSITIONAL for p in signature.parameters.values())
-    if len(positional) != 2 and not (variadic and len(positional) < 2):
+    # LangGraph's rule: exactly two positional parameters, defaults or not
+    positional = [p for p in signature.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    if len(positional) != 2:
         raise InvalidGraphError(
             f"Invalid reducer for state key '{key}': expected a function (a, b) -> c "
             f"taking two positional arguments, got {getattr(reducer, '__name__', reducer)!r}"
@@ -69,12 +64,12 @@ def _check_reducer(key: str, reducer: Any) -> Callable[[Any, Any], Any]:
 
 
 def _field_from_hint(key: str, hint: Any) -> SchemaField:
+    hint = strip_required(hint)
     if typing.get_origin(hint) is typing.Annotated:
         base, *extras = typing.get_args(hint)
-        # the last callable metadata item is the reducer, as in LangGraph
-        for extra in reversed(extras):
-            if callable(extra) and not isinstance(extra, type):
-                return SchemaField(key, base, _check_reducer(key, extra))
+        # only the last metadata item can be the reducer, as in LangGraph
+        if extras and callable(extras[-1]):
+            return SchemaField(key, base, _check_reducer(key, extras[-1]))
         return SchemaField(key, base, None)
     return SchemaField(key, hint, None)
 
@@ -99,7 +94,7 @@ def schema_fields(schema: Any) -> list[SchemaField]:
             code=ErrorCode.INVALID_STATE_SCHEMA,
         ) from exc
     if _is_pydantic_model(schema):
-        keys = list(schema.model_fields)
+        keys = list(getattr(schema, "model_fields"))  # noqa: B009 - mypy does not know pydantic here
     elif dataclasses.is_dataclass(schema):
         keys = [f.name for f in dataclasses.fields(schema)]
     elif typing.is_typeddict(schema) or issubclass(schema, dict):

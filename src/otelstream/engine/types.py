@@ -183,4 +183,5 @@ class RetryPolicy(NamedTuple):
             return isinstance(exc, retry_on)
         if isinstance(retry_on, Sequence):
             return isinstance(exc, tuple(retry_on))
-        return bool(retry_on(exc))
+        predicate: Callable[[Exception], bool] = retry_on  # type: ignore[assignment]
+        return bool(predicate(exc))
