@@ -11,7 +11,7 @@ import operator
 import time
 from typing import Annotated, Any, TypedDict
 
-from otelstream import END, START, CompiledStateGraph, Send, StateGraph, get_stream_writer
+from otelstream import END, START, CompiledStateGraph, Send, StateGraph, get_stream_writer, write_progress
 
 TOTAL = 60
 PAGE = 10
@@ -24,18 +24,12 @@ class State(TypedDict):
     summary: str
 
 
-def progress(done: int, total: int, unit: str, message: str) -> dict[str, Any]:
-    """A progress signal in otelstream's documented shape."""
-    return {"progress": done, "total": total, "unit": unit, "message": message}
-
-
 def fetch(state: State) -> dict[str, Any]:
-    write = get_stream_writer()
     records: list[int] = []
     for page in range(0, TOTAL, PAGE):
         time.sleep(0.05)  # a slow API page
         records.extend(range(page, page + PAGE))
-        write(progress(len(records), TOTAL, "records", f"Fetched {len(records)}/{TOTAL} records"))
+        write_progress(len(records), TOTAL, unit="records", message=f"Fetched {len(records)}/{TOTAL} records")
     return {"records": records}
 
 
