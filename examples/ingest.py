@@ -40,7 +40,8 @@ def fan_out(state: State) -> list[Send]:
 
 def enrich(task: dict[str, Any]) -> dict[str, Any]:
     time.sleep(0.05 * (task["batch"] + 1))
-    get_stream_writer()(progress(len(task["items"]), len(task["items"]), "records", f"Enriched batch {task['batch']}"))
+    size = len(task["items"])
+    write_progress(size, size, unit="records", message=f"Enriched batch {task['batch']}")
     return {"enriched": [x * x for x in task["items"]]}
 
 
