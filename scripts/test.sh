@@ -11,4 +11,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/mypy
 scripts/e2e-setup.sh
+scripts/system-deps.sh
 .venv/bin/pytest "$@"
