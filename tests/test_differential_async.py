@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from tests.differential import LIBS, Lib, Result, arun, assert_same, assert_same_async, normalize
+from tests.differential import LIBS, STAGGER, Lib, Result, arun, assert_same, assert_same_async, normalize
 
 MODES = ["values", "updates", "custom", "tasks"]
 
@@ -30,7 +30,7 @@ def async_graph(lib: Lib) -> Any:
         return {"x": state["x"] + 1, "log": ["a"]}
 
     async def slow(state: State) -> dict[str, Any]:
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(STAGGER)
         lib.get_stream_writer()("slow")
         return {"log": ["slow"]}
 
@@ -111,14 +111,14 @@ def sync_graph(lib: Lib) -> Any:
         return lib.Command(goto=[lib.Send("w", 1), "b", "c"], update={"log": ["a"]})
 
     def b(state: State) -> dict[str, Any]:
-        time.sleep(0.04)
+        time.sleep(2 * STAGGER)
         return {"log": ["b"]}
 
     def c(state: State) -> dict[str, Any]:
         return {"log": ["c"]}
 
     def w(n: int) -> dict[str, Any]:
-        time.sleep(0.02)
+        time.sleep(STAGGER)
         return {"x": n}
 
     child = lib.StateGraph(State)

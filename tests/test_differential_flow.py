@@ -14,7 +14,7 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 
 import otelstream
-from tests.differential import LANGGRAPH, LIBS, OTEL, Lib, assert_same, assert_same_invoke, run
+from tests.differential import LANGGRAPH, LIBS, OTEL, STAGGER, Lib, assert_same, assert_same_invoke, run
 
 MODES = ["values", "updates", "custom", "tasks"]
 
@@ -41,7 +41,7 @@ class ReducedState(TypedDict):
 def map_reduce(lib: Lib) -> Any:
     """START -> plan --Send x3--> work -> summarize.
 
-    Deterministic: work(i) sleeps (3 - i) * 30 ms, so completion order is the reverse of
+    Deterministic: work(i) sleeps (3 - i) staggers, so completion order is the reverse of
     Send order while the reducer folds in Send order.
     """
 
@@ -52,7 +52,7 @@ def map_reduce(lib: Lib) -> Any:
         return [lib.Send("work", {"i": i}) for i in range(3)]
 
     def work(packet: dict[str, Any]) -> dict[str, Any]:
-        time.sleep((3 - packet["i"]) * 0.03)
+        time.sleep((3 - packet["i"]) * STAGGER)
         lib.get_stream_writer()({"work": packet["i"]})
         return {"items": [packet["i"] * 10], "order": f"work{packet['i']}"}
 
@@ -90,15 +90,15 @@ def test_send_and_pull_tasks_in_one_step() -> None:
             return [lib.Send("w", 2), "z", lib.Send("w", 1), "a"]
 
         def w(n: int) -> dict[str, Any]:
-            time.sleep(n * 0.02)
+            time.sleep(n * STAGGER)
             return {"order": f"w{n}"}
 
         def z(state: ReducedState) -> dict[str, Any]:
-            time.sleep(0.08)
+            time.sleep(4 * STAGGER)
             return {"order": "z"}
 
         def a(state: ReducedState) -> dict[str, Any]:
-            time.sleep(0.06)
+            time.sleep(3 * STAGGER)
             return {"order": "a"}
 
         graph = lib.StateGraph(ReducedState)
@@ -127,7 +127,7 @@ def test_command_goto_and_update() -> None:
             return {"log": ["c"]}
 
         def d(state: State) -> Any:
-            time.sleep(0.03)  # deterministic: c finishes first
+            time.sleep(STAGGER)  # deterministic: c finishes first
             return lib.Command(goto=lib.END, update={"log": ["d"]})
 
         graph = lib.StateGraph(State)
@@ -148,7 +148,7 @@ def test_command_with_send_goto() -> None:
             return lib.Command(goto=[lib.Send("w", {"n": 1}), lib.Send("w", {"n": 2})], update={"x": 1})
 
         def w(packet: dict[str, Any]) -> Any:
-            time.sleep(packet["n"] * 0.02)  # deterministic: Send order = completion order
+            time.sleep(packet["n"] * STAGGER)  # deterministic: Send order = completion order
             return lib.Command(update={"log": [f"w{packet['n']}"]}, goto=lib.Send("fin", packet["n"]))
 
         def fin(n: int) -> dict[str, Any]:
@@ -179,17 +179,6 @@ def test_list_of_commands_writing_one_key_twice() -> None:
     assert ("updates", {"multi": [{"items": [10]}, {"items": [20]}, {"last": "multi"}]}) in chunks
 
 
-def test_command_as_input_update() -> None:
-    def build(lib: Lib) -> Any:
-        graph = lib.StateGraph(State)
-        graph.add_node("a", lambda state: {"log": ["a"]})
-        graph.add_edge(lib.START, "a")
-        return graph.compile()
-
-    lib_result = run(OTEL, build, None)
-    assert type(lib_result.error).__name__ == "EmptyInputError"
-
-
 # --- reducers ------------------------------------------------------------------------------
 
 
@@ -205,7 +194,7 @@ def test_reducers_in_parallel_step_apply_in_name_order() -> None:
             return run_node
 
         graph = lib.StateGraph(ReducedState)
-        for name, delay in (("c", 0.0), ("a", 0.08), ("b", 0.04)):
+        for name, delay in (("c", 0.0), ("a", 2 * STAGGER), ("b", STAGGER)):
             graph.add_node(name, node(name, delay))
             graph.add_edge(lib.START, name)
         return graph.compile()
@@ -227,7 +216,7 @@ def test_join_edge() -> None:
             return {"log": ["a"]}
 
         def b(state: State) -> dict[str, Any]:
-            time.sleep(0.03)
+            time.sleep(STAGGER)
             return {"log": ["b"]}
 
         def a2(state: State) -> dict[str, Any]:
@@ -417,10 +406,12 @@ def test_node_raises() -> None:
 
 
 def test_node_raises_in_parallel_step_sibling_completes() -> None:
-    """Sync: the slow sibling (sleeps 50 ms) still finishes and streams before the raise.
+    """Sync: the slow sibling still finishes and streams before the raise.
 
     boom is submitted first and fails at once, before slow is submitted: LangGraph then
-    waits for slow (see the next test for the other case).
+    waits for slow (see the next test for the other case). That is a race in LangGraph
+    itself (boom's thread against the submitting thread), which a loaded machine can lose:
+    the comparison is retried a few times.
     """
 
     def build(lib: Lib) -> Any:
@@ -428,7 +419,7 @@ def test_node_raises_in_parallel_step_sibling_completes() -> None:
             raise ConnectionError("down")
 
         def slow(state: State) -> dict[str, Any]:
-            time.sleep(0.05)
+            time.sleep(STAGGER)
             lib.get_stream_writer()("slow done")
             return {"log": ["slow"]}
 
@@ -441,22 +432,28 @@ def test_node_raises_in_parallel_step_sibling_completes() -> None:
         graph.add_edge("slow", "never")
         return graph.compile()
 
-    chunks, error = assert_same(build, {"x": 0}, stream_mode=MODES)
+    for attempt in range(3):
+        try:
+            chunks, error = assert_same(build, {"x": 0}, stream_mode=MODES)
+            assert ("updates", {"slow": {"log": ["slow"]}}) in chunks
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     assert error[1] == "ConnectionError"
-    assert ("updates", {"slow": {"log": ["slow"]}}) in chunks
 
 
 def test_node_failing_last_does_not_wait_for_running_siblings() -> None:
     """The failing node is submitted last and fails at once: siblings are not waited for.
 
     LangGraph waits for running siblings only when a task is submitted after the failure
-    was recorded; here none is, so slow's failure (30 ms later) is never streamed and the
+    was recorded; here none is, so slow's later failure is never streamed and the
     fast failure is raised. Deterministic on both engines.
     """
 
     def build(lib: Lib) -> Any:
         def a_slow(state: State) -> dict[str, Any]:
-            time.sleep(0.03)
+            time.sleep(STAGGER)
             raise KeyError("slow")
 
         def b_fast(state: State) -> dict[str, Any]:
@@ -479,7 +476,7 @@ def test_two_parallel_writes_to_a_plain_key() -> None:
 
     def build(lib: Lib) -> Any:
         def b(state: ReducedState) -> dict[str, Any]:
-            time.sleep(0.03)
+            time.sleep(STAGGER)
             return {"last": "b"}
 
         graph = lib.StateGraph(ReducedState)
@@ -699,11 +696,11 @@ def test_push_task_payloads_in_debug() -> None:
 
 
 def test_parallel_nodes_writing_nothing() -> None:
-    """a returns None, b (sleeping 20 ms, so second) returns {}: updates but no values chunk."""
+    """a returns None, b (sleeping, so second) returns {}: updates but no values chunk."""
 
     def build(lib: Lib) -> Any:
         def b(state: State) -> dict[str, Any]:
-            time.sleep(0.02)
+            time.sleep(STAGGER)
             return {}
 
         graph = lib.StateGraph(State)
@@ -758,7 +755,7 @@ def test_goto_the_same_node_twice() -> None:
 
 
 def test_closing_the_stream_early() -> None:
-    """Breaking out stops the run: the nodes of later steps never run (b sleeps 20 ms)."""
+    """Breaking out stops the run: the nodes of later steps never run (b sleeps, so c is second)."""
     ran: dict[str, list[str]] = {}
 
     def build(lib: Lib) -> Any:
@@ -774,7 +771,7 @@ def test_closing_the_stream_early() -> None:
 
         graph = lib.StateGraph(State)
         graph.add_node("a", node("a"))
-        graph.add_node("b", node("b", 0.02))
+        graph.add_node("b", node("b", STAGGER))
         graph.add_node("c", node("c"))
         graph.add_node("d", node("d"))
         graph.add_edge(lib.START, "a")
@@ -790,6 +787,6 @@ def test_closing_the_stream_early() -> None:
             chunks.append(chunk)
             if len(chunks) == 2:
                 break
-        time.sleep(0.05)
+        time.sleep(2 * STAGGER)
         seen[lib.name] = (chunks, ran[lib.name])
     assert seen[OTEL.name] == seen[LANGGRAPH.name]

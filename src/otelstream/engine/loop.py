@@ -17,6 +17,7 @@ chunk after the step when an output key was written.
 from __future__ import annotations
 
 import inspect
+import threading
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -97,6 +98,9 @@ class RunLoop:
         output_keys = getattr(graph, "stream_output_keys", None)
         self.output_keys: str | list[str] = output_keys if output_keys is not None else list(self.topology.fields)
         self._output_set = frozenset([output_keys] if isinstance(output_keys, str) else self.output_keys)
+        # a task's outcome chunks (update, task result) stay together, as LangGraph's
+        # commit emits them, even when another task finishes at the same moment
+        self._commit_lock = threading.Lock()
 
     # --- emitting -------------------------------------------------------------------------
 
@@ -309,19 +313,8 @@ class RunLoop:
 
     def commit_task(self, task: Task) -> None:
         """Emit ``task``'s update and task result, once :meth:`record_result` succeeded."""
-        state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
-        if self.wants("updates"):
-            self._emit("updates", {task.name: _update_value(state_writes, self.output_keys)}, task)
-        if self.wants("tasks") or self.wants("debug"):
-            payload: dict[str, Any] = {
-                "id": task.id,
-                "name": task.name,
-                "error": None,
-                "result": _result_value(state_writes),
-                "interrupts": [],
-            }
-            self._emit_task_event(payload, task, result=True)
-        self.observer.task_ended(task, None)
+        with self._commit_lock:
+            self._commit(task, None)
 
     def fail_task(self, task: Task, error: BaseException) -> None:
         """Record that ``task`` raised ``error`` (after its retries).
@@ -330,11 +323,15 @@ class RunLoop:
         returned) are streamed as in LangGraph: an update, and the task result's ``result``.
         """
         task.error = error
+        with self._commit_lock:
+            self._commit(task, error)
+
+    def _commit(self, task: Task, error: BaseException | None) -> None:
         state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
-        if task.writes and self.wants("updates"):
+        if (error is None or task.writes) and self.wants("updates"):
             self._emit("updates", {task.name: _update_value(state_writes, self.output_keys)}, task)
         if self.wants("tasks") or self.wants("debug"):
-            payload = {
+            payload: dict[str, Any] = {
                 "id": task.id,
                 "name": task.name,
                 "error": error,
