@@ -1,7 +1,7 @@
 """A real OTLP/HTTP receiver for tests: a separate process that stores what it receives.
 
 Run as ``python -m tests.otlp_receiver OUT.jsonl``. It listens on 127.0.0.1 on a free port,
-prints ``port=<n>`` once ready, decodes every protobuf ``POST /v1/traces`` and ``/v1/logs``
+prints ``port=<n>`` once ready, decodes every protobuf ``POST /v1/traces``, ``/v1/logs`` and ``/v1/metrics``
 and appends it to OUT as an OTLP-JSON line (the format otelstream's file exporter and replay
 use). It stops on SIGTERM.
 """
@@ -21,6 +21,10 @@ from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
 )
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -29,6 +33,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 _MESSAGES: dict[str, tuple[Any, Any]] = {
     "/v1/traces": (ExportTraceServiceRequest, ExportTraceServiceResponse),
     "/v1/logs": (ExportLogsServiceRequest, ExportLogsServiceResponse),
+    "/v1/metrics": (ExportMetricsServiceRequest, ExportMetricsServiceResponse),
 }
 _IDS = frozenset(("traceId", "spanId", "parentSpanId"))
 

@@ -196,3 +196,19 @@ print(json.dumps(list(g.compile(name="instrumented").stream({"n": 0}, stream_mod
     assert json.loads(done.stdout) == ["from an instrumented app"]
     # the application's auto-configured exporters flushed at exit: the receiver has the chunk
     assert list(otelstream.replay(receiver.out)) == ["from an instrumented app"]
+
+
+def test_metrics_are_exported_over_otlp_too(otlp_export: Receiver) -> None:
+    g = StateGraph(State)
+    g.add_node("a", lambda s: {"log": ["a"]})
+    g.add_edge(START, "a")
+    list(g.compile(name="measured").stream({"log": []}))
+    otelstream.shutdown()  # the periodic reader exports what it holds at shutdown
+    names = {
+        metric["name"]
+        for line in otlp_export.out.read_text().splitlines()
+        for resource in json.loads(line).get("resourceMetrics", [])
+        for scope in resource["scopeMetrics"]
+        for metric in scope["metrics"]
+    }
+    assert {"otelstream.runs.started", "otelstream.runs.finished", "otelstream.run.duration"} <= names
