@@ -31,7 +31,7 @@ from otelstream.engine.compiled import CompiledStateGraph
 from otelstream.engine.graph import StateGraph
 from otelstream.engine.progress import progress_chunk, write_progress
 from otelstream.engine.runtime import get_config, get_stream_writer
-from otelstream.engine.types import END, START, Command, RetryPolicy, Send, StreamMode, StreamWriter
+from otelstream.engine.types import END, START, Command, GraphOutput, RetryPolicy, Send, StreamMode, StreamWriter
 from otelstream.errors import (
     EmptyInputError,
     ErrorCode,
@@ -52,6 +52,7 @@ __all__ = [
     "ErrorCode",
     "ExportOptions",
     "Gap",
+    "GraphOutput",
     "IncompleteStreamError",
     "GraphRecursionError",
     "InvalidGraphError",
