@@ -378,3 +378,50 @@ def test_a_failure_inside_otelstreams_processor_is_logged_once_and_the_app_carri
         for s in telemetry.spans.get_finished_spans()
         if s.name.startswith("invoke_workflow")
     ] == ["completed", "completed"]
+
+
+def test_a_slow_consumer_holds_the_producer_back_and_loses_nothing(telemetry: Telemetry) -> None:
+    from otelstream.consumer.channel import DEFAULT_CAPACITY
+
+    written: list[int] = []
+    total = DEFAULT_CAPACITY * 5
+
+    def producer(state: State) -> dict[str, Any]:
+        write = get_stream_writer()
+        for i in range(total):
+            write(i)
+            written.append(i)
+        return {"n": total}
+
+    g = StateGraph(State)
+    g.add_node("producer", producer)
+    g.add_edge(START, "producer")
+    stream = g.compile().stream({"log": []}, stream_mode="custom")
+    first = next(stream)
+    time.sleep(0.5)  # the consumer dawdles: the node must wait for it, not pile up chunks
+    # bounded: the channel's capacity, plus at most one batch the consumer already took out
+    assert len(written) <= 2 * DEFAULT_CAPACITY
+    rest = list(stream)
+    assert [first, *rest] == list(range(total))
+
+
+def test_closing_releases_a_producer_blocked_on_a_full_stream(telemetry: Telemetry) -> None:
+    from otelstream.consumer.channel import DEFAULT_CAPACITY
+
+    finished = threading.Event()
+
+    def producer(state: State) -> dict[str, Any]:
+        write = get_stream_writer()
+        for i in range(DEFAULT_CAPACITY * 3):
+            write(i)
+        finished.set()
+        return {}
+
+    g = StateGraph(State)
+    g.add_node("producer", producer)
+    g.add_edge(START, "producer")
+    stream = g.compile().stream({"log": []}, stream_mode="custom")
+    next(stream)
+    stream.close()  # must not deadlock on the node blocked in write()
+    assert finished.is_set()
+    assert _run_outcome(telemetry) == ("abandoned", "UNSET")

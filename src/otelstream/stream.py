@@ -141,7 +141,13 @@ class _Run:
         assert self.channel is not None and self.target is not None
         return self.channel.drain_all(self.target.issued())
 
+    def release(self) -> None:
+        """Let producers blocked on a full channel go: the consumer stops reading."""
+        if self.channel is not None:
+            self.channel.close()
+
     def close(self, outcome: Outcome, error: BaseException | None) -> None:
+        self.release()
         self.observer.run_ended(self.run, outcome, error)
         if self.channel is not None:
             router().close(self.channel.run_id)
@@ -213,6 +219,7 @@ class Driver:
             outcome, error = _outcome_of(exc), exc
             raise
         finally:
+            state.release()  # before waiting for node threads that may be blocked on it
             runner.close()
             state.close(outcome, error)
 

@@ -32,21 +32,46 @@ class Chunk:
 _LOST: Any = object()
 
 
+DEFAULT_CAPACITY = 4096
+"""Chunks a channel holds before producers on other threads wait for the consumer."""
+
+
 class RunChannel:
-    """Reorders chunks by sequence number and hands them to one consumer.
+    """Reorders chunks by sequence number and hands them to one consumer, with backpressure.
 
     Thread-safety: ``put`` and ``lost`` may be called from any thread; ``drain`` and
     ``drain_all`` only from the consumer's. ``notify`` is called after every ``put`` and
     must not block.
+
+    Backpressure: when ``capacity`` chunks wait, a ``put`` from any thread but the consumer's
+    blocks until the consumer drains, so a slow consumer bounds memory instead of losing
+    chunks. A ``put`` on the consumer's own thread (a node run inline, an async node on the
+    event loop) never blocks: nobody else could drain. ``close()`` releases blocked producers.
     """
 
-    __slots__ = ("_lock", "_next", "_notify", "_pending", "_ready", "lost_count", "run_id")
+    __slots__ = (
+        "_capacity",
+        "_closed",
+        "_consumer",
+        "_lock",
+        "_next",
+        "_notify",
+        "_pending",
+        "_ready",
+        "_room",
+        "lost_count",
+        "run_id",
+    )
 
-    def __init__(self, run_id: str, notify: Callable[[], None]) -> None:
+    def __init__(self, run_id: str, notify: Callable[[], None], capacity: int = DEFAULT_CAPACITY) -> None:
         """Create an empty channel for ``run_id`` that calls ``notify`` on arrivals."""
         self.run_id = run_id
         self._notify = notify
         self._lock = threading.Lock()
+        self._room = threading.Condition(self._lock)
+        self._capacity = capacity
+        self._closed = False
+        self._consumer = threading.get_ident()
         self._next = 0
         self._pending: dict[int, Any] = {}
         self._ready: deque[Any] = deque()
@@ -68,20 +93,34 @@ class RunChannel:
                 ready.append(pending.pop(nxt))
                 nxt += 1
             self._next = nxt
+            full = len(ready) >= self._capacity
         self._notify()
+        if full and threading.get_ident() != self._consumer:
+            with self._lock:
+                while len(self._ready) >= self._capacity and not self._closed:
+                    self._notify()
+                    self._room.wait(0.1)
+
+    def close(self) -> None:
+        """Stop blocking producers: the consumer is gone (later chunks just accumulate)."""
+        with self._lock:
+            self._closed = True
+            self._room.notify_all()
 
     def lost(self, seq: int) -> None:
         """Record that chunk ``seq`` will never arrive (its record could not be emitted)."""
         self.put(seq, _LOST)
 
     def drain(self) -> list[Chunk]:
-        """Return the chunks that are ready, in order."""
+        """Return the chunks that are ready, in order; call on the consumer's thread."""
+        self._consumer = threading.get_ident()
         ready = self._ready
         if not ready:
             return []
         with self._lock:
             items = list(ready)
             ready.clear()
+            self._room.notify_all()
         return self._without_lost(items)
 
     def drain_all(self, expected: int | None = None) -> list[Chunk]:

@@ -1,0 +1,482 @@
+"""Benchmark otelstream against LangGraph 1.2 side by side; print a table of figures and ratios.
+
+Usage::
+
+    .venv/bin/python bench/run.py            # full run (about 10 minutes on 2 cores)
+    .venv/bin/python bench/run.py --quick    # fewer repetitions, no 1M-event row (under 2 minutes)
+    .venv/bin/python bench/run.py --only paced agent --configs langgraph none
+    .venv/bin/python bench/run.py --table bench/results/latest.json --markdown
+
+Every (workload, configuration) pair runs in a fresh subprocess (``bench/worker.py``): untimed
+warm-up runs, then timed repetitions, ``gc.collect()`` before each, GC enabled during. Full
+runs repeat each pair in two (1M events: three) rounds, interleaved across configurations, so
+a burst of load from other processes on this shared machine hits every engine alike.
+
+Ratios are otelstream / LangGraph for times (µs, latencies, memory) and LangGraph /
+otelstream for throughputs (events/s): in every column **≤ 1.0× means as fast (or as lean)
+as LangGraph or better**.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import importlib.metadata
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from workloads import WORKLOADS
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+CONFIGS = ("langgraph", "none", "null-export", "otlp")
+CONFIG_TITLES = {
+    "langgraph": "LangGraph",
+    "none": "(a) no export",
+    "null-export": "(b) null export",
+    "otlp": "(c) OTLP/HTTP",
+}
+SPANS_PER_RUN = {
+    "chain_updates": 101,
+    "chain_values": 101,
+    "fanout": 51,
+    "custom_10k": 2,
+    "custom_1m": 2,
+    "paced": 2,
+    "agent": 6,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """How often to run a workload: ``rounds`` subprocesses of ``reps`` timed runs each."""
+
+    rounds: int
+    reps: int
+    warmup: int
+
+
+FULL: dict[str, Plan] = {
+    "chain_updates": Plan(2, 25, 3),
+    "chain_values": Plan(2, 25, 3),
+    "fanout": Plan(2, 25, 3),
+    "custom_10k": Plan(2, 10, 2),
+    "custom_1m": Plan(3, 1, 1),
+    "paced": Plan(2, 3, 1),
+    "agent": Plan(2, 100, 10),
+}
+QUICK: dict[str, Plan] = {
+    "chain_updates": Plan(1, 10, 2),
+    "chain_values": Plan(1, 10, 2),
+    "fanout": Plan(1, 10, 2),
+    "custom_10k": Plan(1, 3, 1),
+    "paced": Plan(1, 2, 1),
+    "agent": Plan(1, 30, 5),
+}
+NOT_MEASURED = [
+    "(4) LLM call, 10,000 tokens, messages",
+    "(7) OpenInference traced peer",
+]
+
+
+# --- running workers ----------------------------------------------------------------------
+
+
+def _clean_env() -> dict[str, str]:
+    # configuration (a) is "no setup": no OTEL_*/OTELSTREAM_* settings leak in from the shell
+    return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELSTREAM_"))}
+
+
+@contextmanager
+def _receiver() -> Iterator[str]:
+    process = subprocess.Popen(
+        [sys.executable, str(BENCH / "receiver.py")], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_clean_env()
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line.startswith("port="):
+            raise RuntimeError(f"the OTLP receiver did not start: {line!r}")
+        yield f"http://127.0.0.1:{int(line.strip().split('=')[1])}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+def _run_worker(config: str, workload: str, plan: Plan) -> dict[str, Any]:
+    command = [
+        sys.executable,
+        str(BENCH / "worker.py"),
+        config,
+        workload,
+        "--reps",
+        str(plan.reps),
+        "--warmup",
+        str(plan.warmup),
+    ]
+    env = _clean_env()
+
+    def run() -> dict[str, Any]:
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+        for line in done.stdout.splitlines():
+            if line.startswith("RESULT "):
+                result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+                return result
+        raise RuntimeError(f"worker {config} {workload} failed:\n{done.stdout}\n{done.stderr}")
+
+    if config != "otlp":
+        return run()
+    with _receiver() as endpoint:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+        return run()
+
+
+def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    merged: dict[str, Any] = {
+        "config": rounds[0]["config"],
+        "workload": rounds[0]["workload"],
+        "rounds": len(rounds),
+        "seconds": [s for r in rounds for s in r["seconds"]],
+        "chunks": [c for r in rounds for c in r["chunks"]],
+        "maxrss_growth_bytes": [r["maxrss_growth_bytes"] for r in rounds],
+    }
+    if "p99_us" in rounds[0]:
+        merged["p50_us"] = [p for r in rounds for p in r["p50_us"]]
+        merged["p99_us"] = [p for r in rounds for p in r["p99_us"]]
+    if "exported" in rounds[0]:
+        merged["exported"] = {k: sum(r["exported"].get(k, 0) for r in rounds) for k in rounds[0]["exported"]}
+        merged["dropped"] = sum(r["dropped"] for r in rounds)
+        merged["counts_ok"] = all(r["counts_ok"] for r in rounds)
+    return merged
+
+
+def measure(workloads: Sequence[str], configs: Sequence[str], plans: dict[str, Plan]) -> dict[str, dict[str, Any]]:
+    """Run every pair; return ``{workload: {config: merged result}}``."""
+    results: dict[str, dict[str, Any]] = {}
+    for workload in workloads:
+        plan = plans[workload]
+        rounds: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+        for round_no in range(plan.rounds):
+            for config in configs:
+                started = time.perf_counter()
+                result = _run_worker(config, workload, plan)
+                rounds[config].append(result)
+                print(
+                    f"  {workload:<14} {config:<12} round {round_no + 1}/{plan.rounds}: "
+                    f"{_quick_summary(workload, result)} ({time.perf_counter() - started:.1f}s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+        results[workload] = {c: _merge(rounds[c]) for c in configs}
+    return results
+
+
+def _quick_summary(workload: str, result: dict[str, Any]) -> str:
+    if "p99_us" in result:
+        return f"p99 {statistics.median(result['p99_us']):.0f} µs"
+    median = statistics.median(result["seconds"])
+    return f"median {median * 1e3:.2f} ms"
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One table row: how to get per-repetition values from a result, and which way is better."""
+
+    workload: str
+    label: str
+    unit: str
+    values: Callable[[dict[str, Any]], list[float]]
+    higher_is_better: bool = False
+    fmt: str = "{:.1f}"
+
+
+def _per_unit_us(workload: str) -> Callable[[dict[str, Any]], list[float]]:
+    divisor = WORKLOADS[workload].unit_divisor
+    return lambda r: [s / divisor * 1e6 for s in r["seconds"]]
+
+
+def _rate(workload: str) -> Callable[[dict[str, Any]], list[float]]:
+    size = WORKLOADS[workload].size
+    return lambda r: [size / s for s in r["seconds"]]
+
+
+METRICS = [
+    Metric("chain_updates", "(1) chain of 100 nodes, updates", "µs/node step", _per_unit_us("chain_updates")),
+    Metric("chain_values", "(1) chain of 100 nodes, values", "µs/node step", _per_unit_us("chain_values")),
+    Metric("fanout", "(2) 50 parallel nodes (Send), updates", "µs/task", _per_unit_us("fanout")),
+    Metric(
+        "custom_10k", "(3) 10,000 custom events", "events/s", _rate("custom_10k"), higher_is_better=True, fmt="{:,.0f}"
+    ),
+    Metric(
+        "custom_1m", "(3) 1,000,000 custom events", "events/s", _rate("custom_1m"), higher_is_better=True, fmt="{:,.0f}"
+    ),
+    Metric(
+        "custom_1m",
+        "(3) 1,000,000 custom events",
+        "MB peak RSS growth",
+        lambda r: [b / 2**20 for b in r["maxrss_growth_bytes"]],
+    ),
+    Metric("paced", "(5) 1,000 custom events at 1/ms", "µs emit→yield p50", lambda r: list(r["p50_us"])),
+    Metric("paced", "(5) 1,000 custom events at 1/ms", "µs emit→yield p99", lambda r: list(r["p99_us"])),
+    Metric("agent", "(6) agent loop, 5 modes at once", "µs/run", _per_unit_us("agent")),
+]
+
+
+def _stats(values: list[float]) -> tuple[float, float, float]:
+    return min(values), statistics.median(values), max(values)
+
+
+def _ratio(metric: Metric, ours: float, theirs: float) -> float:
+    if metric.higher_is_better:
+        return theirs / ours if ours else math.inf
+    return ours / theirs if theirs else math.inf
+
+
+def _figure(metric: Metric, values: list[float]) -> str:
+    low, mid, high = _stats(values)
+    f = metric.fmt
+    if len(values) == 1:
+        return f.format(mid)
+    return f"{f.format(mid)} ({f.format(low)}–{f.format(high)})"
+
+
+def _cell(results: dict[str, dict[str, Any]], metric: Metric, config: str) -> dict[str, Any] | None:
+    return results.get(metric.workload, {}).get(config)
+
+
+def table(results: dict[str, dict[str, Any]], configs: Sequence[str], markdown: bool) -> str:
+    """Render the results as a text (or Markdown) table."""
+    others = [c for c in configs if c != "langgraph"]
+    header = ["workload", "unit", CONFIG_TITLES["langgraph"]]
+    for config in others:
+        header += [CONFIG_TITLES[config], "ratio"]
+    rows: list[list[str]] = []
+    for metric in METRICS:
+        lg = _cell(results, metric, "langgraph")
+        if metric.workload not in results:
+            rows.append([metric.label, metric.unit, "skipped"] + ["", ""] * len(others))
+            continue
+        row = [metric.label, metric.unit, _figure(metric, metric.values(lg)) if lg else "—"]
+        for config in others:
+            ours = _cell(results, metric, config)
+            if ours is None:
+                row += ["—", ""]
+                continue
+            ours_values = metric.values(ours)
+            row.append(_figure(metric, ours_values))
+            if lg is None:
+                row.append("")
+                continue
+            theirs = statistics.median(metric.values(lg))
+            ratio = _ratio(metric, statistics.median(ours_values), theirs)
+            row.append(f"{ratio:.2f}×" if theirs >= 0.05 or metric.higher_is_better else "n/a")
+        rows.append(row)
+    for label in NOT_MEASURED:
+        rows.append([label, "", "not measured: needs messages mode"] + ["", ""] * len(others))
+    return _render(header, rows, markdown)
+
+
+def _render(header: list[str], rows: list[list[str]], markdown: bool) -> str:
+    if markdown:
+        lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+        lines += ["| " + " | ".join(row) + " |" for row in rows]
+        return "\n".join(lines)
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    return "\n".join(lines)
+
+
+# --- targets and export checks --------------------------------------------------------------
+
+
+def _median(results: dict[str, dict[str, Any]], metric: Metric, config: str) -> float | None:
+    cell = _cell(results, metric, config)
+    return statistics.median(metric.values(cell)) if cell else None
+
+
+def _metric(workload: str, unit: str) -> Metric:
+    return next(m for m in METRICS if m.workload == workload and m.unit == unit)
+
+
+def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | None]]:
+    """Return ``(target, measured, met)`` for each target of the issue (``None``: not measured)."""
+    out: list[tuple[str, str, bool | None]] = []
+
+    def ratio_target(workload: str, unit: str, config: str, limit: float, title: str) -> None:
+        metric = _metric(workload, unit)
+        ours, theirs = _median(results, metric, config), _median(results, metric, "langgraph")
+        if ours is None or theirs is None:
+            out.append((title, "not measured", None))
+            return
+        ratio = _ratio(metric, ours, theirs)
+        out.append(
+            (title, f"{ratio:.2f}× ({metric.fmt.format(ours)} vs {metric.fmt.format(theirs)} {unit})", ratio <= limit)
+        )
+
+    for workload in ("chain_updates", "chain_values"):
+        mode = workload.split("_")[1]
+        ratio_target(workload, "µs/node step", "none", 0.5, f"node step ({mode}) ≤ 0.5×, no export")
+        ratio_target(workload, "µs/node step", "otlp", 1.0, f"node step ({mode}) ≤ 1.0×, real OTLP export")
+    for config in ("none", "null-export", "otlp"):
+        ratio_target("agent", "µs/run", config, 1.0, f"agent loop, 5 modes ≤ 1.0×, {CONFIG_TITLES[config]}")
+    for workload in ("custom_10k", "custom_1m"):
+        metric = _metric(workload, "events/s")
+        for config in ("null-export", "otlp"):
+            title = f"{WORKLOADS[workload].title}: ≥ 100,000/s exported, 0 dropped, {CONFIG_TITLES[config]}"
+            cell = _cell(results, metric, config)
+            rate = _median(results, metric, config)
+            if cell is None or rate is None:
+                out.append((title, "not measured", None))
+                continue
+            ok = rate >= 100_000 and cell["dropped"] == 0 and cell["counts_ok"]
+            out.append((title, f"{rate:,.0f}/s, {cell['dropped']} dropped", ok))
+    p99 = _metric("paced", "µs emit→yield p99")
+    for config in ("none", "null-export", "otlp"):
+        value = _median(results, p99, config)
+        title = f"paced emit→yield p99 ≤ 250 µs, {CONFIG_TITLES[config]}"
+        out.append(
+            (title, "not measured" if value is None else f"{value:.0f} µs", None if value is None else value <= 250)
+        )
+    memory = _metric("custom_1m", "MB peak RSS growth")
+    for config in ("null-export", "otlp"):
+        value = _median(results, memory, config)
+        title = f"1,000,000 custom events, export on: peak memory growth ≤ 16 MB, {CONFIG_TITLES[config]}"
+        out.append(
+            (title, "not measured" if value is None else f"{value:.1f} MB", None if value is None else value <= 16)
+        )
+    return out
+
+
+def export_checks(results: dict[str, dict[str, Any]]) -> list[str]:
+    """Compare exported counts with what was streamed; one line per mismatch (or one 'all ok')."""
+    problems: list[str] = []
+    checked = 0
+    for workload, by_config in results.items():
+        for config, result in by_config.items():
+            if "exported" not in result:
+                continue
+            checked += 1
+            exported = result["exported"]
+            runs = len(result["seconds"])
+            spans = SPANS_PER_RUN[workload] * runs
+            streamed = sum(result["chunks"])
+            if not result["counts_ok"] or exported.get("spans") != spans or result["dropped"]:
+                problems.append(
+                    f"{workload} {config}: streamed {streamed} chunks in {runs} runs; exported "
+                    f"{exported.get('chunks')} chunk records, {exported.get('run_ends')} run-end records, "
+                    f"{exported.get('spans')} spans (expected {spans}); dropped {result['dropped']}"
+                )
+    if not problems:
+        return [
+            f"export check: in all {checked} exporting runs, chunk records = chunks streamed, "
+            "one run-end record and the expected spans per run, 0 dropped"
+        ]
+    return problems
+
+
+def report(data: dict[str, Any], markdown: bool) -> str:
+    results = data["results"]
+    configs = [c for c in CONFIGS if any(c in r for r in results.values())]
+    meta = data["meta"]
+    lines = [
+        f"otelstream vs LangGraph — {meta['date']} — {meta['mode']} run, {meta['elapsed_s']:.0f} s",
+        f"Python {meta['python']}, otelstream {meta['otelstream']}, langgraph {meta['langgraph']}, "
+        f"opentelemetry-sdk {meta['opentelemetry-sdk']}; {meta['cpus']} CPUs, load average "
+        f"{meta['load_before']} before / {meta['load_after']} after (shared machine)",
+        "figures: median (min–max) over repetitions; GC: gc.collect() before each repetition, enabled during",
+        "ratio: otelstream/LangGraph for times, LangGraph/otelstream for throughput: ≤ 1.00× = as fast or faster",
+        "",
+        table(results, configs, markdown),
+        "",
+    ]
+    lines += export_checks(results)
+    lines.append("")
+    lines.append("targets:")
+    for title, measured, met in targets(results):
+        verdict = "not measured" if met is None else "met" if met else "MISSED"
+        lines.append(f"  [{verdict}] {title}: {measured}")
+    return "\n".join(lines)
+
+
+def _versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for package in ("otelstream", "langgraph", "opentelemetry-sdk"):
+        try:
+            out[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            out[package] = "?"
+    return out
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions; skips the 1M-event workload")
+    parser.add_argument("--only", nargs="+", choices=sorted(WORKLOADS), help="run these workloads only")
+    parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
+    parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json", help="where to save results")
+    parser.add_argument("--merge", action="store_true", help="update --out with these results (e.g. a rerun)")
+    parser.add_argument("--table", type=Path, help="print the table of a saved results file; run nothing")
+    parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    args = parser.parse_args(argv)
+
+    if args.table is not None:
+        print(report(json.loads(args.table.read_text()), args.markdown))
+        return
+    plans = QUICK if args.quick else FULL
+    workloads = [w for w in (args.only or list(WORKLOADS)) if w in plans]
+    configs = [c for c in CONFIGS if c in args.configs]
+    load_before = _load()
+    started = time.perf_counter()
+    results = measure(workloads, configs, plans)
+    data: dict[str, Any] = {
+        "meta": {
+            "date": datetime.date.today().isoformat(),
+            "mode": "quick" if args.quick else "full",
+            "elapsed_s": time.perf_counter() - started,
+            "cpus": os.cpu_count(),
+            "load_before": load_before,
+            "load_after": _load(),
+            **_versions(),
+        },
+        "results": results,
+    }
+    if args.merge and args.out.exists():
+        previous = json.loads(args.out.read_text())
+        for workload, by_config in results.items():
+            previous["results"].setdefault(workload, {}).update(by_config)
+        previous["meta"].setdefault("reruns", []).append({"workloads": workloads, **data["meta"]})
+        data = previous
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(data, indent=1))
+    print(report(data, args.markdown))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,279 @@
+"""The benchmark workloads, written once against either engine's LangGraph API.
+
+A workload builds its graph from a :class:`Lib` (otelstream's or LangGraph's names), runs
+one ``stream()`` to the end and returns a :class:`Sample`. Consumers count chunks and
+drop them (no ``list(...)``): memory figures then measure the engine, not the consumer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import operator
+import time
+from collections.abc import Callable, Iterable
+from typing import Annotated, Any, TypedDict
+
+__all__ = ["WORKLOADS", "Lib", "Sample", "Workload", "load_lib"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Lib:
+    """The names a workload uses from the engine under test."""
+
+    name: str
+    StateGraph: Any
+    START: str
+    END: str
+    Send: Any
+    get_stream_writer: Callable[[], Callable[[Any], None]]
+
+
+def load_lib(engine: str) -> Lib:
+    """Import one engine only (the other is never imported in the same process)."""
+    if engine == "langgraph":
+        import langgraph.config
+        import langgraph.graph
+        import langgraph.types
+
+        return Lib(
+            name="langgraph",
+            StateGraph=langgraph.graph.StateGraph,
+            START=langgraph.graph.START,
+            END=langgraph.graph.END,
+            Send=langgraph.types.Send,
+            get_stream_writer=langgraph.config.get_stream_writer,
+        )
+    if engine == "otelstream":
+        import otelstream
+
+        return Lib(
+            name="otelstream",
+            StateGraph=otelstream.StateGraph,
+            START=otelstream.START,
+            END=otelstream.END,
+            Send=otelstream.Send,
+            get_stream_writer=otelstream.get_stream_writer,
+        )
+    raise ValueError(f"unknown engine {engine!r}")
+
+
+@dataclasses.dataclass
+class Sample:
+    """What one ``stream()`` delivered: chunks received, and emit-to-yield latencies (ns)."""
+
+    chunks: int
+    latencies_ns: list[int] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """A graph and how to stream it.
+
+    Attributes:
+        name: Identifier used on the command line.
+        title: Row label in the table.
+        build: ``build(lib, size) -> compiled graph``.
+        run: ``run(graph, size) -> Sample``; one complete ``stream()`` (the caller times it).
+        size: The workload's size (nodes, tasks, events).
+        warmup_size: Size of the untimed warm-up runs.
+        unit_divisor: ``seconds / unit_divisor`` is the per-unit time (node step, task, event).
+    """
+
+    name: str
+    title: str
+    build: Callable[[Lib, int], Any]
+    run: Callable[[Any, int], Sample]
+    size: int
+    warmup_size: int
+    unit_divisor: int
+
+
+# --- (1) a chain of trivial nodes ---------------------------------------------------------
+
+
+class ChainState(TypedDict):
+    n: int
+
+
+def _increment(state: ChainState) -> dict[str, int]:
+    return {"n": state["n"] + 1}
+
+
+def build_chain(lib: Lib, size: int) -> Any:
+    graph = lib.StateGraph(ChainState)
+    previous = lib.START
+    for i in range(size):
+        name = f"n{i}"
+        graph.add_node(name, _increment)
+        graph.add_edge(previous, name)
+        previous = name
+    graph.add_edge(previous, lib.END)
+    return graph.compile(name="chain")
+
+
+def _count(chunks: Iterable[Any]) -> int:
+    count = 0
+    for _ in chunks:
+        count += 1
+    return count
+
+
+def _consume(stream: Iterable[Any]) -> Sample:
+    return Sample(_count(stream))
+
+
+def _chain_runner(mode: str) -> Callable[[Any, int], Sample]:
+    def run(graph: Any, size: int) -> Sample:
+        config = {"recursion_limit": size + 10}
+        return _consume(graph.stream({"n": 0}, config, stream_mode=mode))
+
+    return run
+
+
+# --- (2) 50 parallel nodes in one superstep (Send fan-out) ---------------------------------
+
+
+class FanState(TypedDict):
+    width: int
+    done: Annotated[list[int], operator.add]
+
+
+def _work(packet: dict[str, int]) -> dict[str, list[int]]:
+    return {"done": [packet["i"]]}
+
+
+def build_fanout(lib: Lib, size: int) -> Any:
+    def fan_out(state: FanState) -> list[Any]:
+        return [lib.Send("work", {"i": i}) for i in range(state["width"])]
+
+    graph = lib.StateGraph(FanState)
+    graph.add_node("work", _work)
+    graph.add_conditional_edges(lib.START, fan_out, ["work"])
+    graph.add_edge("work", lib.END)
+    return graph.compile(name="fanout")
+
+
+def run_fanout(graph: Any, size: int) -> Sample:
+    return _consume(graph.stream({"width": size, "done": []}, stream_mode="updates"))
+
+
+# --- (3) one node writing many custom events ----------------------------------------------
+
+
+class EventState(TypedDict):
+    events: int
+
+
+def build_custom(lib: Lib, size: int) -> Any:
+    get_stream_writer = lib.get_stream_writer
+
+    def chatty(state: EventState) -> dict[str, int]:
+        write = get_stream_writer()
+        for i in range(state["events"]):
+            write({"i": i})
+        return {"events": state["events"]}
+
+    graph = lib.StateGraph(EventState)
+    graph.add_node("chatty", chatty)
+    graph.add_edge(lib.START, "chatty")
+    graph.add_edge("chatty", lib.END)
+    return graph.compile(name="custom")
+
+
+def run_custom(graph: Any, size: int) -> Sample:
+    return _consume(graph.stream({"events": size}, stream_mode="custom"))
+
+
+# --- (5) custom events paced at one per millisecond: emit -> yield latency ---------------
+
+PACE_S = 0.001
+
+
+def build_paced(lib: Lib, size: int) -> Any:
+    get_stream_writer = lib.get_stream_writer
+
+    def paced(state: EventState) -> dict[str, int]:
+        write = get_stream_writer()
+        start = time.perf_counter()
+        for i in range(state["events"]):
+            delay = start + i * PACE_S - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            write({"i": i, "t": time.perf_counter_ns()})
+        return {"events": state["events"]}
+
+    graph = lib.StateGraph(EventState)
+    graph.add_node("paced", paced)
+    graph.add_edge(lib.START, "paced")
+    graph.add_edge("paced", lib.END)
+    return graph.compile(name="paced")
+
+
+def run_paced(graph: Any, size: int) -> Sample:
+    latencies: list[int] = []
+    for chunk in graph.stream({"events": size}, stream_mode="custom"):
+        latencies.append(time.perf_counter_ns() - chunk["t"])
+    return Sample(len(latencies), latencies)
+
+
+# --- (6) an agent-like loop, all five modes -----------------------------------------------
+
+AGENT_TURNS = 3
+TOKENS_PER_CALL = 20
+ALL_MODES = ["values", "updates", "custom", "tasks", "debug"]
+
+
+class AgentState(TypedDict):
+    messages: Annotated[list[dict[str, Any]], operator.add]
+    turns: int
+
+
+def build_agent(lib: Lib, size: int) -> Any:
+    get_stream_writer = lib.get_stream_writer
+
+    def agent(state: AgentState) -> dict[str, Any]:
+        write = get_stream_writer()
+        write({"node": "agent", "status": "thinking"})
+        for i in range(TOKENS_PER_CALL):
+            write({"token": f"tok{i} "})
+        turn = state["turns"] + 1
+        call = {"name": "search", "args": {"q": f"question {turn}"}} if turn < AGENT_TURNS else None
+        message = {"role": "ai", "content": f"answer {turn}", "tool_call": call}
+        return {"messages": [message], "turns": turn}
+
+    def tools(state: AgentState) -> dict[str, Any]:
+        write = get_stream_writer()
+        write({"node": "tools", "status": "calling search"})
+        return {"messages": [{"role": "tool", "content": "result"}]}
+
+    def route(state: AgentState) -> str:
+        return "tools" if state["messages"][-1]["tool_call"] else lib.END
+
+    graph = lib.StateGraph(AgentState)
+    graph.add_node("agent", agent)
+    graph.add_node("tools", tools)
+    graph.add_edge(lib.START, "agent")
+    graph.add_conditional_edges("agent", route, ["tools", lib.END])
+    graph.add_edge("tools", "agent")
+    return graph.compile(name="agent")
+
+
+def run_agent(graph: Any, size: int) -> Sample:
+    inputs = {"messages": [{"role": "user", "content": "hi"}], "turns": 0}
+    return _consume(graph.stream(inputs, stream_mode=list(ALL_MODES)))
+
+
+WORKLOADS: dict[str, Workload] = {
+    w.name: w
+    for w in (
+        Workload(
+            "chain_updates", "(1) chain of 100 nodes, updates", build_chain, _chain_runner("updates"), 100, 100, 100
+        ),
+        Workload("chain_values", "(1) chain of 100 nodes, values", build_chain, _chain_runner("values"), 100, 100, 100),
+        Workload("fanout", "(2) 50 parallel nodes (Send), updates", build_fanout, run_fanout, 50, 50, 50),
+        Workload("custom_10k", "(3) 10,000 custom events", build_custom, run_custom, 10_000, 10_000, 10_000),
+        Workload("custom_1m", "(3) 1,000,000 custom events", build_custom, run_custom, 1_000_000, 10_000, 1_000_000),
+        Workload("paced", "(5) 1,000 custom events, 1/ms", build_paced, run_paced, 1_000, 100, 1_000),
+        Workload("agent", "(6) agent loop, 5 modes", build_agent, run_agent, 1, 1, 1),
+    )
+}
