@@ -6,6 +6,7 @@ Usage::
     .venv/bin/python bench/run.py --quick    # fewer repetitions, no 1M-event row (under 2 minutes)
     .venv/bin/python bench/run.py --only paced agent --configs langgraph none
     .venv/bin/python bench/run.py --table bench/results/latest.json --markdown
+    .venv/bin/python bench/run.py --rev HEAD  # measure a commit's src/ (git archive), not the working tree
 
 Every (workload, configuration) pair runs in a fresh subprocess (``bench/worker.py``): untimed
 warm-up runs, then timed repetitions, ``gc.collect()`` before each, GC enabled during. Full
@@ -30,6 +31,7 @@ import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -93,9 +95,46 @@ NOT_MEASURED = [
 # --- running workers ----------------------------------------------------------------------
 
 
+_SOURCE: dict[str, str] = {}  # "path": the otelstream src/ directory workers import, if not the installed one
+
+
 def _clean_env() -> dict[str, str]:
     # configuration (a) is "no setup": no OTEL_*/OTELSTREAM_* settings leak in from the shell
-    return {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELSTREAM_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "OTELSTREAM_"))}
+    if "path" in _SOURCE:
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_SOURCE["path"], env.get("PYTHONPATH")) if p)
+    return env
+
+
+def _git(*args: str) -> str:
+    # read-only git commands only
+    done = subprocess.run(["git", "--no-optional-locks", *args], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+@contextmanager
+def _source(rev: str | None, src: Path | None) -> Iterator[str]:
+    """Point the workers at the otelstream to measure; yield a description of it."""
+    if src is not None:
+        _SOURCE["path"] = str(src.resolve())
+        yield f"otelstream from {src}"
+        return
+    if rev is None:
+        dirty = bool(_git("status", "--porcelain", "--", "src"))
+        head = _git("rev-parse", "--short", "HEAD") or "?"
+        yield f"working tree at {head}" + (" with uncommitted changes in src/" if dirty else "")
+        return
+    commit = _git("rev-parse", "--short", rev)
+    if not commit:
+        raise SystemExit(f"unknown git revision {rev!r}")
+    with tempfile.TemporaryDirectory(prefix="otelstream-bench-") as tmp:
+        archive = subprocess.run(["git", "archive", commit, "src"], cwd=ROOT, capture_output=True, check=True)
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive.stdout, check=True)
+        _SOURCE["path"] = str(Path(tmp) / "src")
+        try:
+            yield f"git {commit} (src/ exported with git archive)"
+        finally:
+            _SOURCE.pop("path", None)
 
 
 @contextmanager
@@ -404,7 +443,8 @@ def report(data: dict[str, Any], markdown: bool) -> str:
     lines = [
         f"otelstream vs LangGraph — {meta['date']} — {meta['mode']} run, {meta['elapsed_s']:.0f} s",
         f"Python {meta['python']}, otelstream {meta['otelstream']}, langgraph {meta['langgraph']}, "
-        f"opentelemetry-sdk {meta['opentelemetry-sdk']}; {meta['cpus']} CPUs, load average "
+        f"opentelemetry-sdk {meta['opentelemetry-sdk']}; otelstream code: {meta.get('source', '?')}",
+        f"{meta['cpus']} CPUs, load average "
         f"{meta['load_before']} before / {meta['load_after']} after (shared machine)",
         "figures: median (min–max) over repetitions; GC: gc.collect() before each repetition, enabled during",
         "ratio: otelstream/LangGraph for times, LangGraph/otelstream for throughput: ≤ 1.00× = as fast or faster",
@@ -442,6 +482,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--configs", nargs="+", choices=CONFIGS, default=list(CONFIGS))
     parser.add_argument("--out", type=Path, default=BENCH / "results" / "latest.json", help="where to save results")
     parser.add_argument("--merge", action="store_true", help="update --out with these results (e.g. a rerun)")
+    parser.add_argument("--rev", help="measure otelstream's src/ at this git revision instead of the working tree")
+    parser.add_argument("--src", type=Path, help="measure the otelstream package under this src/ directory")
     parser.add_argument("--table", type=Path, help="print the table of a saved results file; run nothing")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     args = parser.parse_args(argv)
@@ -454,10 +496,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     configs = [c for c in CONFIGS if c in args.configs]
     load_before = _load()
     started = time.perf_counter()
-    results = measure(workloads, configs, plans)
+    with _source(args.rev, args.src) as source:
+        print(f"measuring {source}", file=sys.stderr, flush=True)
+        results = measure(workloads, configs, plans)
     data: dict[str, Any] = {
         "meta": {
             "date": datetime.date.today().isoformat(),
+            "source": source,
             "mode": "quick" if args.quick else "full",
             "elapsed_s": time.perf_counter() - started,
             "cpus": os.cpu_count(),

@@ -40,6 +40,7 @@ from otelstream.errors import (
     InvalidUpdateError,
     OtelstreamError,
 )
+from otelstream.telemetry.redact import Redactor
 
 __version__ = "0.1.0"
 
@@ -59,6 +60,7 @@ __all__ = [
     "InvalidStreamArgumentError",
     "InvalidUpdateError",
     "OtelstreamError",
+    "Redactor",
     "Replay",
     "ReplayError",
     "ReplaySourceError",

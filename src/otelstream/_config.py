@@ -18,7 +18,7 @@ import os
 import threading
 import weakref
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import MeterProvider
@@ -42,11 +42,16 @@ from otelstream.telemetry.file_exporter import (
     OTLPJsonFileSpanExporter,
 )
 from otelstream.telemetry.metrics import RunMetrics
+from otelstream.telemetry.redact import Redactor
 
 __all__ = ["ExportOptions", "configure", "current_pipeline", "router", "shutdown"]
 
 ENV_SPAN_EVENT_MODES = "OTELSTREAM_SPAN_EVENT_MODES"
 """Comma-separated stream modes carried as span events instead of log records."""
+ENV_REDACT = "OTELSTREAM_REDACT"
+"""``false`` turns credential redaction in telemetry payloads off (default on)."""
+ENV_PAYLOADS = "OTELSTREAM_PAYLOADS"
+"""``none`` sends no payloads at all (metadata-only telemetry); default ``full``."""
 ENV_MAX_PAYLOAD_BYTES = "OTELSTREAM_MAX_PAYLOAD_BYTES"
 """Cap on the JSON payload written into telemetry (default 65536); the stream is never capped."""
 _DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
@@ -84,6 +89,8 @@ class _Settings:
     meter_provider: MeterProvider | None = None
     per_run_metrics: bool = True
     prometheus: tuple[str, int] | None = None
+    redactor: Redactor | None = dataclasses.field(default_factory=Redactor)
+    payloads: bool = True
     span_processors: tuple[SpanProcessor, ...] = ()
     log_record_processors: tuple[LogRecordProcessor, ...] = ()
 
@@ -191,6 +198,8 @@ def current_pipeline() -> Pipeline:
             max_payload_bytes=_settings.max_payload_bytes,
             span_event_modes=_settings.span_event_modes,
             metrics=_run_metrics(),
+            redactor=_settings.redactor,
+            payloads=_settings.payloads,
         )
         if pipeline.span_event_modes:
             install_span_event_hook(_router)
@@ -254,6 +263,8 @@ def configure(
     meter_provider: MeterProvider | None = None,
     per_run_metrics: bool = True,
     prometheus: tuple[str, int] | None = None,
+    redact: bool | Redactor | None = None,
+    payloads: Literal["full", "none"] | None = None,
     additional_span_processors: Sequence[SpanProcessor] = (),
     additional_log_record_processors: Sequence[LogRecordProcessor] = (),
 ) -> None:
@@ -280,12 +291,23 @@ def configure(
         per_run_metrics: Report per-run progress gauges (labelled with the run id).
         prometheus: ``(host, port)`` to serve the metrics for Prometheus to scrape (needs
             the ``otelstream[prometheus]`` extra), when no SDK MeterProvider is set globally.
+        redact: Credential redaction in telemetry payloads: True (default, or
+            ``OTELSTREAM_REDACT``), False, or a :class:`~otelstream.Redactor` with your own
+            key and value patterns and callback. The application's stream is never altered.
+        payloads: ``"none"`` sends no payloads at all, only metadata (default ``"full"``, or
+            ``OTELSTREAM_PAYLOADS``).
         additional_span_processors: Added to otelstream's private tracer provider.
         additional_log_record_processors: Added to otelstream's private logger provider.
 
     Raises:
         ValueError: ``max_payload_bytes`` is not positive, or a span event mode is unknown.
     """
+    if redact is None:
+        redact = os.environ.get(ENV_REDACT, "true").strip().lower() not in ("0", "false", "no", "off")
+    if payloads is None:
+        payloads = "none" if os.environ.get(ENV_PAYLOADS, "full").strip().lower() == "none" else "full"
+    if payloads not in ("full", "none"):
+        raise ValueError(f"payloads must be 'full' or 'none', got {payloads!r}")
     if span_event_modes is None:
         span_event_modes = [m.strip() for m in os.environ.get(ENV_SPAN_EVENT_MODES, "").split(",") if m.strip()]
     unknown = sorted(set(span_event_modes) - STREAM_MODES)
@@ -308,6 +330,8 @@ def configure(
         _settings.meter_provider = meter_provider
         _settings.per_run_metrics = per_run_metrics
         _settings.prometheus = prometheus
+        _settings.redactor = redact if isinstance(redact, Redactor) else (Redactor() if redact else None)
+        _settings.payloads = payloads == "full"
         _settings.span_processors = tuple(additional_span_processors)
         _settings.log_record_processors = tuple(additional_log_record_processors)
 

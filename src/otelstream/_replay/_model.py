@@ -80,7 +80,9 @@ class Telemetry:
                 )
                 return
             namespace = str(attributes.get(semconv.NAMESPACE) or "")
-            payload = attributes[semconv.PAYLOAD]
+            omitted = bool(attributes.get(semconv.PAYLOAD_OMITTED, False))
+            # metadata-only telemetry: the chunk's place is known, its content never left the process
+            payload = "" if omitted else attributes[semconv.PAYLOAD]
             if not isinstance(payload, str):
                 raise TypeError(f"{semconv.PAYLOAD} is {type(payload).__name__}, not a string")
             self.chunks.append(
@@ -92,7 +94,7 @@ class Telemetry:
                     graph=str(attributes.get(semconv.GRAPH, "")),
                     node=str(attributes.get(semconv.NODE, "")),
                     payload=payload,
-                    truncated=bool(attributes.get(semconv.PAYLOAD_TRUNCATED, False)),
+                    truncated=omitted or bool(attributes.get(semconv.PAYLOAD_TRUNCATED, False)),
                     size=_int(attributes[semconv.PAYLOAD_SIZE], semconv.PAYLOAD_SIZE)
                     if semconv.PAYLOAD_SIZE in attributes
                     else None,

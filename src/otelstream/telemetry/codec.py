@@ -41,6 +41,7 @@ import uuid
 from typing import Any
 
 from otelstream.engine.types import Send
+from otelstream.telemetry.redact import MARKER, Redactor
 
 __all__ = ["MAX_DEPTH", "DecodeError", "ReplayedException", "Unencodable", "decode", "encode"]
 
@@ -89,14 +90,17 @@ def _lookup(path: Any) -> Any:
 
 
 class _Encoder:
-    __slots__ = ("stack",)
+    __slots__ = ("redactor", "stack")
 
-    def __init__(self) -> None:
+    def __init__(self, redactor: Redactor | None = None) -> None:
         self.stack: set[int] = set()
+        self.redactor = redactor
 
     def value(self, obj: Any, depth: int) -> Any:
         kind = type(obj)
-        if kind is str or kind is int or kind is bool or obj is None:
+        if kind is str:
+            return obj if self.redactor is None else self.redactor.scrub(obj)
+        if kind is int or kind is bool or obj is None:
             return obj
         if kind is float:
             return obj if math.isfinite(obj) else {_TAG: "float", "v": repr(obj)}
@@ -115,9 +119,23 @@ class _Encoder:
 
     def container(self, obj: Any, depth: int) -> Any:
         if isinstance(obj, dict):
+            redactor = self.redactor
             if all(type(k) is str for k in obj) and _TAG not in obj:
-                return {k: self.value(v, depth) for k, v in obj.items()}
-            return {_TAG: "dict", "v": [[self.value(k, depth), self.value(v, depth)] for k, v in obj.items()]}
+                if redactor is None:
+                    return {k: self.value(v, depth) for k, v in obj.items()}
+                return {k: MARKER if redactor.secret_key(k) else self.value(v, depth) for k, v in obj.items()}
+            return {
+                _TAG: "dict",
+                "v": [
+                    [
+                        self.value(k, depth),
+                        MARKER
+                        if redactor is not None and isinstance(k, str) and redactor.secret_key(k)
+                        else self.value(v, depth),
+                    ]
+                    for k, v in obj.items()
+                ],
+            }
         if isinstance(obj, list):
             return [self.value(v, depth) for v in obj]
         if isinstance(obj, tuple):
@@ -161,21 +179,28 @@ class _Encoder:
             return self.container(obj, depth)
         return self.unencodable(obj, None)
 
-    @staticmethod
-    def unencodable(obj: Any, why: str | None) -> dict[str, Any]:
+    def unencodable(self, obj: Any, why: str | None) -> dict[str, Any]:
         try:
-            text = repr(obj) if why is None else f"<{why}>"
+            text = repr(obj)[:1000] if why is None else f"<{why}>"
         except Exception:
             text = "<unrepresentable>"
-        return {_TAG: "repr", "type": f"{type(obj).__module__}.{type(obj).__qualname__}", "v": text[:1000]}
+        if self.redactor is not None:
+            text = self.redactor.scrub(text)
+        return {_TAG: "repr", "type": f"{type(obj).__module__}.{type(obj).__qualname__}", "v": text}
 
 
-def encode(obj: Any) -> str:
-    """Encode ``obj`` as ASCII JSON with type tags; never raises for any input."""
+def encode(obj: Any, redactor: Redactor | None = None) -> str:
+    """Encode ``obj`` as ASCII JSON with type tags; never raises for any input.
+
+    Args:
+        obj: The payload.
+        redactor: Replaces credentials (by key name and by shape) with ``[REDACTED]``.
+    """
+    encoder = _Encoder(redactor)
     try:
-        return json.dumps(_Encoder().value(obj, 0), separators=(",", ":"))
+        return json.dumps(encoder.value(obj, 0), separators=(",", ":"))
     except Exception as exc:  # a hostile __eq__/__hash__/__repr__ cannot break telemetry
-        return json.dumps(_Encoder.unencodable(obj, f"encoding failed: {type(exc).__name__}"))
+        return json.dumps(encoder.unencodable(obj, f"encoding failed: {type(exc).__name__}"))
 
 
 def decode(text: str | bytes) -> Any:

@@ -34,6 +34,7 @@ from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
 from otelstream.telemetry.export import DROPS
 from otelstream.telemetry.metrics import RunMetrics
+from otelstream.telemetry.redact import Redactor
 
 __all__ = ["Pipeline", "StreamRecord", "StreamTarget", "TelemetryObserver"]
 
@@ -65,6 +66,9 @@ class Pipeline:
     max_payload_bytes: int
     span_event_modes: frozenset[str] = frozenset()
     metrics: RunMetrics | None = None
+    redactor: Redactor | None = None
+    # False: metadata-only telemetry, no payload leaves the process
+    payloads: bool = True
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -186,7 +190,7 @@ class TelemetryObserver:
             seq = next(target.counter)
             with handle_internal_errors("emitting a stream event"):
                 if payload_json is None:
-                    payload_json = encode(event.payload)
+                    payload_json = encode(event.payload, self.pipeline.redactor) if self.pipeline.payloads else ""
                 self._emit_record(target, seq, event, run, handle, payload_json)
                 continue
             target.on_lost(seq)
@@ -209,7 +213,9 @@ class TelemetryObserver:
             semconv.NODE: event.node or "",
         }
         limit = self.pipeline.max_payload_bytes
-        if len(payload_json) > limit:
+        if not self.pipeline.payloads:
+            attributes[semconv.PAYLOAD_OMITTED] = True
+        elif len(payload_json) > limit:
             attributes[semconv.PAYLOAD] = payload_json[:limit]
             attributes[semconv.PAYLOAD_TRUNCATED] = True
             attributes[semconv.PAYLOAD_SIZE] = len(payload_json)

@@ -1,0 +1,171 @@
+"""Profile one workload on one configuration with cProfile, every thread included.
+
+Usage::
+
+    .venv/bin/python bench/profiling.py custom_10k --config none
+    .venv/bin/python bench/profiling.py custom_10k --config otlp --top 30   # starts a receiver
+    .venv/bin/python bench/profiling.py agent --src /tmp/snapshot/src      # another otelstream tree
+
+cProfile only sees the thread that enabled it; here every thread started after the profiler
+is set up (node worker threads, otelstream's export thread, the span batcher) gets a
+profiler of its own through ``threading.setprofile``, and the stats are printed per thread
+and merged (by self time and by cumulative time). The merged stats are saved for
+``snakeviz``/``pstats`` under ``bench/results/``. Times under cProfile are inflated (calls
+are expensive to trace); compare shares, not absolute figures.
+
+``--switch-interval`` sets ``sys.setswitchinterval`` before running: a diagnostic for
+latency workloads (how long a thread holding the GIL keeps it), not a setting to publish
+figures with.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import os
+import pstats
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+
+
+class ThreadProfilers:
+    """A cProfile per thread: the main thread's, and one for each thread started later."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.profilers: list[tuple[str, cProfile.Profile]] = []
+        self.main = cProfile.Profile()
+
+    def _hook(self, frame: Any, event: str, arg: Any) -> None:
+        # runs once per new thread, as its first profile event: replace the hook with cProfile
+        profiler = cProfile.Profile()
+        with self._lock:
+            self.profilers.append((threading.current_thread().name, profiler))
+        profiler.enable()
+
+    def start(self) -> None:
+        threading.setprofile(self._hook)
+        self.main.enable()
+
+    def stop(self) -> None:
+        self.main.disable()
+        threading.setprofile(None)  # type: ignore[arg-type]  # typeshed omits None
+
+    def stats(self) -> list[tuple[str, pstats.Stats]]:
+        out = [("MainThread", pstats.Stats(self.main))]
+        with self._lock:
+            profilers = list(self.profilers)
+        for name, profiler in profilers:
+            try:
+                out.append((name, pstats.Stats(profiler)))
+            except TypeError:  # a thread that made no call after its hook
+                continue
+        return out
+
+
+def _start_receiver() -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen([sys.executable, str(BENCH / "receiver.py")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("port="):
+        raise RuntimeError(f"the OTLP receiver did not start: {line!r}")
+    return process, f"http://127.0.0.1:{int(line.strip().split('=')[1])}"
+
+
+def _total(stats: pstats.Stats) -> float:
+    return float(getattr(stats, "total_tt", 0.0))
+
+
+def _print_top(stats: pstats.Stats, sort: str, top: int) -> str:
+    buffer = io.StringIO()
+    stats.stream = buffer  # type: ignore[attr-defined]  # pstats prints to .stream
+    stats.sort_stats(sort).print_stats(top)
+    return buffer.getvalue()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    from worker import CONFIGS, EXPORT_CONFIGS, Exporting, percentile
+    from workloads import WORKLOADS, load_lib
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("workload", choices=sorted(WORKLOADS))
+    parser.add_argument("--config", choices=CONFIGS, default="none")
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--size", type=int, help="override the workload's size")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--src", type=Path, help="import otelstream from this src/ directory")
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval(seconds), diagnostic only")
+    args = parser.parse_args(argv)
+
+    if args.src is not None:
+        sys.path.insert(0, str(args.src.resolve()))
+        os.environ["PYTHONPATH"] = str(args.src.resolve())  # for the receiver process too
+    receiver = None
+    if args.config == "otlp":
+        receiver, endpoint = _start_receiver()
+        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+        os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+    if args.switch_interval:
+        sys.setswitchinterval(args.switch_interval)
+    try:
+        workload = WORKLOADS[args.workload]
+        size = args.size or workload.size
+        lib = load_lib("langgraph" if args.config == "langgraph" else "otelstream")
+        profilers = ThreadProfilers()
+        profilers.start()  # before the exporters start their threads
+        exporting = Exporting(args.config) if args.config in EXPORT_CONFIGS else None
+        graph = workload.build(lib, size)
+        workload.run(graph, min(size, workload.warmup_size))  # warm-up (profiled too: kept small)
+        started = time.perf_counter()
+        latencies: list[int] = []
+        for _ in range(args.reps):
+            sample = workload.run(graph, size)
+            latencies.extend(sample.latencies_ns)
+            if exporting is not None:
+                exporting.flush()
+        elapsed = time.perf_counter() - started
+        if exporting is not None:
+            exporting.shutdown()  # ends the export threads, so their profiles are complete
+        profilers.stop()
+    finally:
+        if receiver is not None:
+            receiver.terminate()
+            receiver.wait(timeout=10)
+
+    print(f"{args.workload} on {args.config}: {args.reps} runs of size {size} in {elapsed:.2f} s under cProfile")
+    if latencies:
+        print(
+            f"emit→yield latency p50 {percentile(latencies, 0.5) / 1000:.0f} µs, "
+            f"p99 {percentile(latencies, 0.99) / 1000:.0f} µs, max {max(latencies) / 1000:.0f} µs"
+        )
+    per_thread = profilers.stats()
+    print("\ntime per thread (s; wall time, waiting included):")
+    by_name: dict[str, float] = {}
+    for name, stats in per_thread:
+        key = name.split("_")[0] if name.startswith("ThreadPoolExecutor") else name.rsplit("_", 1)[0]
+        by_name[key] = by_name.get(key, 0.0) + _total(stats)
+    for name, total in sorted(by_name.items(), key=lambda item: -item[1]):
+        print(f"  {name:<40} {total:8.3f}")
+    merged = per_thread[0][1]
+    for _, stats in per_thread[1:]:
+        merged.add(stats)
+    out = BENCH / "results" / f"profile-{args.workload}-{args.config}.prof"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    merged.dump_stats(str(out))
+    print(f"\nall threads, by self time (saved to {out.relative_to(ROOT)}):")
+    print(_print_top(merged, "tottime", args.top))
+    print("all threads, by cumulative time:")
+    print(_print_top(merged, "cumulative", args.top))
+
+
+if __name__ == "__main__":
+    main()
