@@ -259,6 +259,9 @@ def replay(
         )
     notes = list(telemetry.problems)
     recorded = list(run.stream_modes)
+    if stream_mode is None and not recorded:
+        notes.append(f"run {run_id} has no record of its stream modes and no chunks in this source")
+        return Replay(run, [], make_formatter([], subgraphs, version), [], subgraphs, notes)
     if stream_mode is None:
         # the shape the run was streamed with: bare chunks when it was not given a list
         stream_mode = recorded if run.tagged is not False or len(recorded) != 1 else recorded[0]

@@ -1,0 +1,289 @@
+"""A user's worst day: hostile state, fuzzed telemetry, interrupts, and 1,000 concurrent runs."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import operator
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Annotated, Any, TypedDict
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import otelstream
+from otelstream import START, StateGraph, get_stream_writer
+from otelstream.telemetry import semconv
+from otelstream.telemetry.codec import DecodeError, Unencodable, decode
+from tests.conftest import Telemetry
+from tests.helpers import rebuild
+
+
+def _keep(a: Any, b: Any) -> Any:
+    return b
+
+
+class Blob(TypedDict):
+    value: Annotated[Any, _keep]
+
+
+class Opaque:
+    """Not JSON-serialisable, compares by identity."""
+
+
+def _hostile_values() -> dict[str, Any]:
+    cyclic: list[Any] = []
+    cyclic.append(cyclic)
+    deep: Any = "bottom"
+    for _ in range(500):
+        deep = [deep]
+    return {
+        "opaque": Opaque(),
+        "cyclic": cyclic,
+        "deep": deep,
+        "huge": "x" * 2_000_000,
+        "control": "a\x00b\x1b[31mred\x7f\u2028",
+        "surrogate": "bad \ud800 half",
+    }
+
+
+@pytest.mark.parametrize("name", list(_hostile_values()))
+def test_hostile_state_reaches_the_stream_untouched_and_telemetry_stays_safe(telemetry: Telemetry, name: str) -> None:
+    value = _hostile_values()[name]
+
+    def node(state: Blob) -> dict[str, Any]:
+        get_stream_writer()(value)
+        return {"value": value}
+
+    g = StateGraph(Blob)
+    g.add_node("node", node)
+    g.add_edge(START, "node")
+    streamed = list(g.compile().stream({"value": None}, stream_mode=["custom", "updates"]))
+    # the application gets its own objects back, identical
+    assert streamed[0][1] is value
+    assert streamed[1][1]["node"]["value"] is value
+
+    records = [r for r in telemetry.logs.get_finished_logs() if r.log_record.event_name == "otelstream.custom"]
+    payload = str((records[0].log_record.attributes or {})[semconv.PAYLOAD])
+    assert payload.isascii()
+    if name == "huge":
+        assert (records[0].log_record.attributes or {})[semconv.PAYLOAD_TRUNCATED] is True
+        return
+    exported = decode(payload)
+    if name in ("control", "surrogate"):
+        assert exported == value
+    elif name == "opaque":
+        assert isinstance(exported, Unencodable)
+    else:
+        assert "Unencodable" in repr(exported)
+
+
+def test_keyboard_interrupt_in_a_node_ends_the_run_as_cancelled(telemetry: Telemetry) -> None:
+    def interrupted(state: Blob) -> dict[str, Any]:
+        raise KeyboardInterrupt
+
+    g = StateGraph(Blob)
+    g.add_node("interrupted", interrupted)
+    g.add_edge(START, "interrupted")
+    with pytest.raises(KeyboardInterrupt):
+        list(g.compile(name="ctrl_c").stream({"value": 1}))
+    [run] = [s for s in telemetry.spans.get_finished_spans() if s.name == "invoke_workflow ctrl_c"]
+    assert (run.attributes or {})[semconv.OUTCOME] == "cancelled"
+    assert run.status.status_code.name == "UNSET"
+    assert len(otelstream._config.router()) == 0
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=10),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=10,
+)
+tags = st.sampled_from(["tuple", "set", "dict", "bytes", "float", "datetime", "exc", "model", "send", "repr", "x"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=200),
+        st.binary(max_size=200).map(lambda b: b.decode("latin-1")),
+        json_values.map(json.dumps),
+        st.builds(lambda t, v: json.dumps({"$t": t, "v": v, "type": v, "args": v}), tags, json_values),
+    )
+)
+def test_fuzzed_payloads_decode_or_raise_decode_error(text: str) -> None:
+    try:
+        decode(text)
+    except DecodeError:
+        pass
+
+
+otlp_documents = st.fixed_dictionaries(
+    {
+        "resourceLogs": st.lists(
+            st.fixed_dictionaries(
+                {
+                    "scopeLogs": st.lists(
+                        st.fixed_dictionaries(
+                            {
+                                "logRecords": st.lists(
+                                    st.fixed_dictionaries(
+                                        {
+                                            "eventName": st.sampled_from(
+                                                ["otelstream.custom", "otelstream.run.end", "other", ""]
+                                            ),
+                                            "attributes": st.lists(
+                                                st.fixed_dictionaries(
+                                                    {
+                                                        "key": st.sampled_from(
+                                                            [
+                                                                semconv.RUN_ID,
+                                                                semconv.SEQ,
+                                                                semconv.PAYLOAD,
+                                                                semconv.EVENT_COUNT,
+                                                                semconv.NAMESPACE,
+                                                                semconv.STREAM_MODES,
+                                                            ]
+                                                        ),
+                                                        "value": st.one_of(
+                                                            st.builds(
+                                                                lambda v: {"stringValue": v}, st.text(max_size=8)
+                                                            ),
+                                                            st.builds(
+                                                                lambda v: {"intValue": v}, st.integers(-3, 5).map(str)
+                                                            ),
+                                                            st.builds(lambda v: {"boolValue": v}, st.booleans()),
+                                                            json_values,
+                                                        ),
+                                                    }
+                                                ),
+                                                max_size=6,
+                                            ),
+                                        }
+                                    ),
+                                    max_size=5,
+                                )
+                            }
+                        ),
+                        max_size=2,
+                    )
+                }
+            ),
+            max_size=2,
+        )
+    }
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(otlp_documents)
+def test_fuzzed_otlp_json_never_crashes_replay(document: dict[str, Any]) -> None:
+    try:
+        summaries = otelstream.runs(document)
+        for summary in summaries:
+            list(otelstream.replay(document, run_id=summary.run_id))
+    except (otelstream.ReplayError, otelstream.ReplaySourceError):
+        pass
+
+
+class Load(TypedDict):
+    run: int
+    log: Annotated[list[str], operator.add]
+
+
+@st.composite
+def dags(draw: st.DrawFn) -> tuple[int, tuple[int, ...], tuple[tuple[int, int], ...]]:
+    n = draw(st.integers(1, 5))
+    entry = tuple(sorted(set(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=2)))))
+    edges = tuple(
+        sorted(
+            {
+                (a, b)
+                for a, b in draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=5))
+                if a < b
+            }
+        )
+    )
+    return n, entry, edges
+
+
+def _dag_graph(n: int, entry: tuple[int, ...], edges: tuple[tuple[int, int], ...]) -> Any:
+    def make(i: int) -> Any:
+        def node(state: Load) -> dict[str, Any]:
+            get_stream_writer()((state["run"], f"n{i}"))
+            return {"log": [f"n{i}"]}
+
+        return node
+
+    g = StateGraph(Load)
+    for i in range(n):
+        g.add_node(f"n{i}", make(i))
+    for i in entry:
+        g.add_edge(START, f"n{i}")
+    for a, b in edges:
+        g.add_edge(f"n{a}", f"n{b}")
+    return g.compile()
+
+
+def _shape(chunks: list[Any]) -> tuple[list[Any], Counter[Any]]:
+    # values chunks are deterministic; custom chunks of parallel nodes may come in any order
+    values = [c for mode, c in chunks if mode == "values"]
+    customs = Counter(c[1] for mode, c in chunks if mode == "custom")
+    return values, customs
+
+
+@settings(max_examples=2, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(dags(), min_size=3, max_size=3))
+def test_a_thousand_concurrent_runs_in_threads_and_asyncio_stay_isolated(specs: list[Any]) -> None:
+    graphs = [_dag_graph(*spec) for spec in specs]
+    expected = [_shape(list(g.stream({"run": -1, "log": []}, stream_mode=["values", "custom"]))) for g in graphs]
+    modes = ["values", "custom"]
+    errors: list[str] = []
+    checked: list[int] = []
+    lock = threading.Lock()
+
+    def check(run: int, chunks: list[Any]) -> None:
+        with lock:
+            checked.append(run)
+        values, customs = _shape(chunks)
+        want_values, want_customs = expected[run % len(graphs)]
+        foreign = [c for mode, c in chunks if mode == "custom" and c[0] != run]
+        if foreign or [{**v, "run": -1} for v in values] != want_values or customs != want_customs:
+            with lock:
+                errors.append(f"run {run}: foreign={foreign[:3]} values={values[:2]}")
+
+    def threaded(run: int) -> None:
+        check(run, list(graphs[run % len(graphs)].stream({"run": run, "log": []}, stream_mode=modes)))
+
+    async def in_asyncio(run: int) -> None:
+        chunks = [c async for c in graphs[run % len(graphs)].astream({"run": run, "log": []}, stream_mode=modes)]
+        check(run, chunks)
+
+    async def asyncio_half() -> None:
+        await asyncio.gather(*(in_asyncio(run) for run in range(500, 1000)))
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        futures = [pool.submit(threaded, run) for run in range(500)]
+        asyncio.run(asyncio_half())
+        for future in futures:
+            future.result(timeout=120)
+    assert errors == []
+    assert sorted(checked) == list(range(1000))
+    assert len(otelstream._config.router()) == 0
+
+
+def test_the_rebuilt_stream_of_hostile_strings_equals_the_stream(telemetry: Telemetry) -> None:
+    strings = ["\x00", "\ud83d", "é\u0301", "\u202e rtl", "\\u0000", '{"$t": "tuple"}', "</script>"]
+
+    def node(state: Blob) -> dict[str, Any]:
+        for s in strings:
+            get_stream_writer()({"s": s, "$t": s})
+        return {}
+
+    g = StateGraph(Blob)
+    g.add_node("node", node)
+    g.add_edge(START, "node")
+    streamed = list(g.compile().stream({"value": 0}, stream_mode="custom"))
+    assert [chunk for _, _, chunk in rebuild(telemetry.logs.get_finished_logs())] == streamed
