@@ -25,7 +25,6 @@ import cProfile
 import io
 import os
 import pstats
-import subprocess
 import sys
 import threading
 import time
@@ -72,15 +71,6 @@ class ThreadProfilers:
         return out
 
 
-def _start_receiver() -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen([sys.executable, str(BENCH / "receiver.py")], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    if not line.startswith("port="):
-        raise RuntimeError(f"the OTLP receiver did not start: {line!r}")
-    return process, f"http://127.0.0.1:{int(line.strip().split('=')[1])}"
-
-
 def _total(stats: pstats.Stats) -> float:
     return float(getattr(stats, "total_tt", 0.0))
 
@@ -93,6 +83,7 @@ def _print_top(stats: pstats.Stats, sort: str, top: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    from run import receiver_process
     from worker import CONFIGS, EXPORT_CONFIGS, Exporting, percentile
     from workloads import WORKLOADS, load_lib
 
@@ -109,14 +100,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.src is not None:
         sys.path.insert(0, str(args.src.resolve()))
         os.environ["PYTHONPATH"] = str(args.src.resolve())  # for the receiver process too
-    receiver = None
-    if args.config == "otlp":
-        receiver, endpoint = _start_receiver()
-        os.environ["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-        os.environ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
-    try:
+    endpoint: dict[str, str] = {}
+    with receiver_process(args.config == "otlp", endpoint):
+        os.environ.update(endpoint)
         workload = WORKLOADS[args.workload]
         size = args.size or workload.size
         lib = load_lib("langgraph" if args.config == "langgraph" else "otelstream")
@@ -136,10 +124,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         if exporting is not None:
             exporting.shutdown()  # ends the export threads, so their profiles are complete
         profilers.stop()
-    finally:
-        if receiver is not None:
-            receiver.terminate()
-            receiver.wait(timeout=10)
 
     print(f"{args.workload} on {args.config}: {args.reps} runs of size {size} in {elapsed:.2f} s under cProfile")
     if latencies:

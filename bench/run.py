@@ -138,7 +138,11 @@ def _source(rev: str | None, src: Path | None) -> Iterator[str]:
 
 
 @contextmanager
-def _receiver() -> Iterator[str]:
+def receiver_process(enabled: bool, env: dict[str, str]) -> Iterator[None]:
+    """Start ``bench/receiver.py`` and point ``env``'s OTLP endpoint at it (if ``enabled``)."""
+    if not enabled:
+        yield
+        return
     process = subprocess.Popen(
         [sys.executable, str(BENCH / "receiver.py")], cwd=ROOT, stdout=subprocess.PIPE, text=True, env=_clean_env()
     )
@@ -147,7 +151,9 @@ def _receiver() -> Iterator[str]:
         line = process.stdout.readline()
         if not line.startswith("port="):
             raise RuntimeError(f"the OTLP receiver did not start: {line!r}")
-        yield f"http://127.0.0.1:{int(line.strip().split('=')[1])}"
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{int(line.strip().split('=')[1])}"
+        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
+        yield
     finally:
         process.terminate()
         try:
@@ -172,20 +178,13 @@ def _run_worker(config: str, workload: str, plan: Plan) -> dict[str, Any]:
     ]
     env = _clean_env()
 
-    def run() -> dict[str, Any]:
+    with receiver_process(config == "otlp", env):
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-        for line in done.stdout.splitlines():
-            if line.startswith("RESULT "):
-                result: dict[str, Any] = json.loads(line[len("RESULT ") :])
-                return result
-        raise RuntimeError(f"worker {config} {workload} failed:\n{done.stdout}\n{done.stderr}")
-
-    if config != "otlp":
-        return run()
-    with _receiver() as endpoint:
-        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
-        env["OTEL_EXPORTER_OTLP_PROTOCOL"] = "http/protobuf"
-        return run()
+    for line in done.stdout.splitlines():
+        if line.startswith("RESULT "):
+            result: dict[str, Any] = json.loads(line[len("RESULT ") :])
+            return result
+    raise RuntimeError(f"worker {config} {workload} failed:\n{done.stdout}\n{done.stderr}")
 
 
 def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from otelstream.engine.types import STREAM_MODES
 from otelstream.telemetry import semconv
 
 __all__ = ["Carried", "RunEnd", "RunSpan", "Telemetry"]
@@ -74,10 +75,14 @@ class Telemetry:
                     run_id=run_id,
                     outcome=str(attributes.get(semconv.OUTCOME, "")),
                     event_count=_int(attributes[semconv.EVENT_COUNT], semconv.EVENT_COUNT),
-                    stream_modes=tuple(str(m) for m in modes) if isinstance(modes, (list, tuple)) else None,
+                    stream_modes=_modes(modes),
                     tagged=_optional_bool(attributes.get(semconv.MODES_TAGGED)),
                     subgraphs=_optional_bool(attributes.get(semconv.SUBGRAPHS)),
                 )
+                return
+            mode = name[len(semconv.EVENT_PREFIX) :]
+            if mode not in STREAM_MODES:
+                self.problems.append(f"{where}: {name} is not a stream mode otelstream writes; ignored")
                 return
             namespace = str(attributes.get(semconv.NAMESPACE) or "")
             omitted = bool(attributes.get(semconv.PAYLOAD_OMITTED, False))
@@ -89,7 +94,7 @@ class Telemetry:
                 Carried(
                     run_id=str(attributes[semconv.RUN_ID]),
                     seq=_int(attributes[semconv.SEQ], semconv.SEQ),
-                    mode=name[len(semconv.EVENT_PREFIX) :],
+                    mode=mode,
                     namespace=tuple(namespace.split("|")) if namespace else (),
                     graph=str(attributes.get(semconv.GRAPH, "")),
                     node=str(attributes.get(semconv.NODE, "")),
@@ -127,7 +132,7 @@ class Telemetry:
             start_ns=int(start_ns or 0),
             end_ns=int(end_ns or 0),
             outcome=str(attributes[semconv.OUTCOME]) if semconv.OUTCOME in attributes else None,
-            stream_modes=tuple(str(m) for m in modes) if isinstance(modes, (list, tuple)) else None,
+            stream_modes=_modes(modes),
             tagged=_optional_bool(attributes.get(semconv.MODES_TAGGED)),
             subgraphs=_optional_bool(subgraphs),
         )
@@ -137,6 +142,12 @@ def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)):
         raise TypeError(f"{what} is {type(value).__name__}, not an integer")
     return int(value)
+
+
+def _modes(value: Any) -> tuple[str, ...] | None:
+    if not isinstance(value, (list, tuple)):
+        return None
+    return tuple(str(m) for m in value if str(m) in STREAM_MODES)
 
 
 def _optional_bool(value: Any) -> bool | None:

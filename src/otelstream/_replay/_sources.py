@@ -195,7 +195,10 @@ def _any_value(value: Any) -> Any:
         return value
     for key, convert in _SCALARS:
         if key in value:
-            return convert(value[key])
+            try:
+                return convert(value[key])
+            except (TypeError, ValueError):
+                return value[key]  # malformed (an intValue that is no integer): reported downstream
     array = _get(value, "arrayValue", "array_value")
     if isinstance(array, dict):
         return [_any_value(v) for v in _list(array.get("values"))]
