@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python bench/profiling.py custom_10k --config none
     .venv/bin/python bench/profiling.py custom_10k --config otlp --top 30   # starts a receiver
     .venv/bin/python bench/profiling.py agent --src /tmp/snapshot/src      # another otelstream tree
+    .venv/bin/python bench/profiling.py paced --config otlp --reps 3 --latency
 
 cProfile only sees the thread that enabled it; here every thread started after the profiler
 is set up (node worker threads, otelstream's export thread, the span batcher) gets a
@@ -13,9 +14,11 @@ and merged (by self time and by cumulative time). The merged stats are saved for
 ``snakeviz``/``pstats`` under ``bench/results/``. Times under cProfile are inflated (calls
 are expensive to trace); compare shares, not absolute figures.
 
-``--switch-interval`` sets ``sys.setswitchinterval`` before running: a diagnostic for
-latency workloads (how long a thread holding the GIL keeps it), not a setting to publish
-figures with.
+``--latency`` runs without cProfile (which distorts latency) and reports instead the
+emit→yield latencies (``paced``) and how long each export batch of otelstream's
+``BackpressureLogRecordProcessor`` took. ``--switch-interval`` sets ``sys.setswitchinterval``
+before running: a diagnostic for latency workloads (how long a thread holding the GIL keeps
+it), not a setting to publish figures with.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class ThreadProfilers:
 
     def stop(self) -> None:
         self.main.disable()
-        threading.setprofile(None)  # type: ignore[arg-type]  # typeshed omits None
+        threading.setprofile(None)
 
     def stats(self) -> list[tuple[str, pstats.Stats]]:
         out = [("MainThread", pstats.Stats(self.main))]
@@ -69,6 +72,22 @@ class ThreadProfilers:
             except TypeError:  # a thread that made no call after its hook
                 continue
         return out
+
+
+def _time_exports() -> list[tuple[int, float]]:
+    """Record (records, milliseconds) of every export batch otelstream's processor makes."""
+    from otelstream.telemetry.export import BackpressureLogRecordProcessor
+
+    timings: list[tuple[int, float]] = []
+    export = BackpressureLogRecordProcessor._export
+
+    def timed(self: BackpressureLogRecordProcessor, batch: Sequence[Any]) -> None:
+        started = time.perf_counter()
+        export(self, batch)
+        timings.append((len(batch), (time.perf_counter() - started) * 1000))
+
+    BackpressureLogRecordProcessor._export = timed  # type: ignore[method-assign]
+    return timings
 
 
 def _total(stats: pstats.Stats) -> float:
@@ -94,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--size", type=int, help="override the workload's size")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--src", type=Path, help="import otelstream from this src/ directory")
+    parser.add_argument("--latency", action="store_true", help="no cProfile: latencies and export batch times")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval(seconds), diagnostic only")
     args = parser.parse_args(argv)
 
@@ -109,7 +129,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         size = args.size or workload.size
         lib = load_lib("langgraph" if args.config == "langgraph" else "otelstream")
         profilers = ThreadProfilers()
-        profilers.start()  # before the exporters start their threads
+        exports = _time_exports() if args.latency else []
+        if not args.latency:
+            profilers.start()  # before the exporters start their threads
         exporting = Exporting(args.config) if args.config in EXPORT_CONFIGS else None
         graph = workload.build(lib, size)
         workload.run(graph, min(size, workload.warmup_size))  # warm-up (profiled too: kept small)
@@ -123,14 +145,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         elapsed = time.perf_counter() - started
         if exporting is not None:
             exporting.shutdown()  # ends the export threads, so their profiles are complete
-        profilers.stop()
+        if not args.latency:
+            profilers.stop()
 
-    print(f"{args.workload} on {args.config}: {args.reps} runs of size {size} in {elapsed:.2f} s under cProfile")
+    how = "without cProfile" if args.latency else "under cProfile"
+    print(f"{args.workload} on {args.config}: {args.reps} runs of size {size} in {elapsed:.2f} s {how}")
     if latencies:
+        over = sum(1 for latency in latencies if latency > 250_000)
         print(
             f"emit→yield latency p50 {percentile(latencies, 0.5) / 1000:.0f} µs, "
-            f"p99 {percentile(latencies, 0.99) / 1000:.0f} µs, max {max(latencies) / 1000:.0f} µs"
+            f"p99 {percentile(latencies, 0.99) / 1000:.0f} µs, max {max(latencies) / 1000:.0f} µs; "
+            f"{over} of {len(latencies)} over 250 µs"
         )
+    if args.latency:
+        for records, millis in exports:
+            print(f"  export batch of {records} records took {millis:.1f} ms")
+        return
     per_thread = profilers.stats()
     print("\ntime per thread (s; wall time, waiting included):")
     by_name: dict[str, float] = {}

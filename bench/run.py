@@ -75,7 +75,7 @@ FULL: dict[str, Plan] = {
     "fanout": Plan(2, 25, 3),
     "custom_10k": Plan(2, 10, 2),
     "custom_1m": Plan(3, 1, 1),
-    "paced": Plan(2, 3, 1),
+    "paced": Plan(2, 5, 1),
     "agent": Plan(2, 100, 10),
 }
 QUICK: dict[str, Plan] = {
@@ -313,7 +313,7 @@ def table(results: dict[str, dict[str, Any]], configs: Sequence[str], markdown: 
     for metric in METRICS:
         lg = _cell(results, metric, "langgraph")
         if metric.workload not in results:
-            rows.append([metric.label, metric.unit, "skipped"] + ["", ""] * len(others))
+            rows.append([metric.label, metric.unit, "not run"] + ["", ""] * len(others))
             continue
         row = [metric.label, metric.unit, _figure(metric, metric.values(lg)) if lg else "—"]
         for config in others:
@@ -427,12 +427,20 @@ def export_checks(results: dict[str, dict[str, Any]]) -> list[str]:
                     f"{exported.get('chunks')} chunk records, {exported.get('run_ends')} run-end records, "
                     f"{exported.get('spans')} spans (expected {spans}); dropped {result['dropped']}"
                 )
-    if not problems:
-        return [
-            f"export check: in all {checked} exporting runs, chunk records = chunks streamed, "
-            "one run-end record and the expected spans per run, 0 dropped"
-        ]
-    return problems
+    lines = problems or [
+        f"export check: in all {checked} exporting (workload, configuration) pairs, chunk records = chunks "
+        "streamed, one run-end record and the expected spans per run, 0 dropped"
+    ]
+    mismatched = [
+        f"{workload} {config}: {sorted(set(result['chunks']))} chunks per run, LangGraph "
+        f"{sorted(set(by_config['langgraph']['chunks']))}"
+        for workload, by_config in results.items()
+        if "langgraph" in by_config
+        for config, result in by_config.items()
+        if set(result["chunks"]) != set(by_config["langgraph"]["chunks"])
+    ]
+    lines += mismatched or ["stream check: every run of every configuration yielded as many chunks as LangGraph's"]
+    return lines
 
 
 def report(data: dict[str, Any], markdown: bool) -> str:
@@ -443,8 +451,7 @@ def report(data: dict[str, Any], markdown: bool) -> str:
         f"otelstream vs LangGraph — {meta['date']} — {meta['mode']} run, {meta['elapsed_s']:.0f} s",
         f"Python {meta['python']}, otelstream {meta['otelstream']}, langgraph {meta['langgraph']}, "
         f"opentelemetry-sdk {meta['opentelemetry-sdk']}; otelstream code: {meta.get('source', '?')}",
-        f"{meta['cpus']} CPUs, load average "
-        f"{meta['load_before']} before / {meta['load_after']} after (shared machine)",
+        f"{meta['cpus']} CPUs, load average {meta['load_before']} before / {meta['load_after']} after (shared machine)",
         "figures: median (min–max) over repetitions; GC: gc.collect() before each repetition, enabled during",
         "ratio: otelstream/LangGraph for times, LangGraph/otelstream for throughput: ≤ 1.00× = as fast or faster",
         "",

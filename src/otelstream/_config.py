@@ -35,7 +35,7 @@ from otelstream.consumer.span_events import install_span_event_hook
 from otelstream.engine.types import STREAM_MODES
 from otelstream.telemetry import semconv
 from otelstream.telemetry.emit import Pipeline
-from otelstream.telemetry.export import BackpressureLogRecordProcessor
+from otelstream.telemetry.export import DROPS, BackpressureLogRecordProcessor
 from otelstream.telemetry.file_exporter import (
     OTLPJsonFile,
     OTLPJsonFileLogExporter,
@@ -248,6 +248,7 @@ def _run_metrics() -> RunMetrics:
         else metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, _version())
     )
     run_metrics = RunMetrics(meter, per_run=_settings.per_run_metrics)
+    DROPS.use_meter(meter)
     _private["metrics"] = run_metrics
     return run_metrics
 

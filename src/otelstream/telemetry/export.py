@@ -62,13 +62,17 @@ class DropLedger:
                 counts[mode] += 1
         self._count_metric(mode)
 
+    def use_meter(self, meter: Any) -> None:
+        """Count losses on ``meter`` (the one otelstream records its other metrics on)."""
+        self._metric = meter.create_counter(
+            semconv.METRIC_DROPPED, unit="{record}", description="Stream records lost before export"
+        )
+
     def _count_metric(self, mode: str) -> None:
         if self._metric is None:
             from opentelemetry import metrics
 
-            self._metric = metrics.get_meter(semconv.INSTRUMENTATION_SCOPE).create_counter(
-                semconv.METRIC_DROPPED, unit="{record}", description="Stream records lost before export"
-            )
+            self.use_meter(metrics.get_meter(semconv.INSTRUMENTATION_SCOPE))
         self._metric.add(1, {semconv.MODE: mode})
 
     def take(self, run_id: str) -> dict[str, int]:
