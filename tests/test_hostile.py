@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import otelstream
-from otelstream import START, StateGraph, get_stream_writer
+from otelstream import START, Send, StateGraph, get_stream_writer
 from otelstream.telemetry import semconv
 from otelstream.telemetry.codec import DecodeError, Unencodable, decode
 from tests.conftest import Telemetry
@@ -194,7 +194,7 @@ class Load(TypedDict):
 
 
 @st.composite
-def dags(draw: st.DrawFn) -> tuple[int, tuple[int, ...], tuple[tuple[int, int], ...]]:
+def dags(draw: st.DrawFn) -> tuple[int, tuple[int, ...], tuple[tuple[int, int], ...], int]:
     n = draw(st.integers(1, 5))
     entry = tuple(sorted(set(draw(st.lists(st.integers(0, n - 1), min_size=1, max_size=2)))))
     edges = tuple(
@@ -206,10 +206,10 @@ def dags(draw: st.DrawFn) -> tuple[int, tuple[int, ...], tuple[tuple[int, int], 
             }
         )
     )
-    return n, entry, edges
+    return n, entry, edges, draw(st.integers(0, 3))
 
 
-def _dag_graph(n: int, entry: tuple[int, ...], edges: tuple[tuple[int, int], ...]) -> Any:
+def _dag_graph(n: int, entry: tuple[int, ...], edges: tuple[tuple[int, int], ...], fan: int = 0) -> Any:
     def make(i: int) -> Any:
         def node(state: Load) -> dict[str, Any]:
             get_stream_writer()((state["run"], f"n{i}"))
@@ -217,13 +217,23 @@ def _dag_graph(n: int, entry: tuple[int, ...], edges: tuple[tuple[int, int], ...
 
         return node
 
+    def worker(packet: dict[str, Any]) -> dict[str, Any]:
+        get_stream_writer()((packet["run"], f"w{packet['k']}"))
+        return {"log": [f"w{packet['k']}"]}
+
     g = StateGraph(Load)
     for i in range(n):
         g.add_node(f"n{i}", make(i))
+    g.add_node("w", worker)
     for i in entry:
         g.add_edge(START, f"n{i}")
     for a, b in edges:
         g.add_edge(f"n{a}", f"n{b}")
+    if fan:
+        # a Send fan-out after the last node: its reduced order is the Send order
+        g.add_conditional_edges(
+            f"n{n - 1}", lambda state: [Send("w", {"run": state["run"], "k": k}) for k in range(fan)]
+        )
     return g.compile()
 
 
@@ -287,3 +297,39 @@ def test_the_rebuilt_stream_of_hostile_strings_equals_the_stream(telemetry: Tele
     g.add_edge(START, "node")
     streamed = list(g.compile().stream({"value": 0}, stream_mode="custom"))
     assert [chunk for _, _, chunk in rebuild(telemetry.logs.get_finished_logs())] == streamed
+
+
+class Marker:
+    """A chunk object whose lifetime the test watches."""
+
+
+@pytest.mark.parametrize("consume", ["all", "break"])
+def test_nothing_keeps_a_chunk_alive_after_the_stream_is_done(telemetry: Telemetry, consume: str) -> None:
+    import gc
+    import weakref
+
+    refs: list[weakref.ref[Marker]] = []
+
+    def node(state: Blob) -> dict[str, Any]:
+        for _ in range(3):
+            marker = Marker()
+            refs.append(weakref.ref(marker))
+            get_stream_writer()(marker)
+        return {"value": 1}
+
+    g = StateGraph(Blob)
+    g.add_node("node", node)
+    g.add_edge(START, "node")
+    stream = g.compile().stream({"value": 0}, stream_mode="custom")
+    if consume == "all":
+        received = list(stream)
+        assert len(received) == 3
+        del received
+    else:
+        next(stream)
+        stream.close()
+    del stream
+    gc.collect()
+    # no channel, record, router or exporter queue holds on to the objects the node wrote
+    assert [r() for r in refs] == [None, None, None]
+    assert len(otelstream._config.router()) == 0
