@@ -333,3 +333,54 @@ def test_nothing_keeps_a_chunk_alive_after_the_stream_is_done(telemetry: Telemet
     # no channel, record, router or exporter queue holds on to the objects the node wrote
     assert [r() for r in refs] == [None, None, None]
     assert len(otelstream._config.router()) == 0
+
+
+def test_a_slow_consumer_of_a_million_chunks_keeps_memory_bounded_and_loses_nothing(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+
+    script = tmp_path / "million.py"
+    script.write_text(
+        """
+import json, resource, time
+from typing import TypedDict
+from otelstream import START, StateGraph, get_stream_writer
+
+class S(TypedDict):
+    n: int
+
+def burst(state):
+    write = get_stream_writer()
+    for i in range(state["n"]):
+        write(i)
+    return {"n": 0}
+
+g = StateGraph(S)
+g.add_node("burst", burst)
+g.add_edge(START, "burst")
+graph = g.compile()
+
+def consume(n):
+    count = expected = 0
+    for chunk in graph.stream({"n": n}, stream_mode="custom"):
+        if chunk != expected:
+            raise SystemExit(f"chunk {chunk} out of order, expected {expected}")
+        expected += 1
+        count += 1
+        if count % 2000 == 0:
+            time.sleep(0.002)  # a consumer slower than the producer
+    return count
+
+consume(20_000)  # warm-up: imports, threads, first buffers
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+count = consume(1_000_000)
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"count": count, "growth_mb": (after - before) / 1024}))
+"""
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["count"] == 1_000_000
+    # unbounded buffering of 1M chunks would cost well over 100 MB; the channel holds 4,096
+    assert result["growth_mb"] < 32, result
