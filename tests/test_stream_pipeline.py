@@ -425,3 +425,35 @@ def test_closing_releases_a_producer_blocked_on_a_full_stream(telemetry: Telemet
     stream.close()  # must not deadlock on the node blocked in write()
     assert finished.is_set()
     assert _run_outcome(telemetry) == ("abandoned", "UNSET")
+
+
+def test_an_error_in_a_subgraph_marks_every_level_of_spans_failed(telemetry: Telemetry) -> None:
+    def boom(state: State) -> dict[str, Any]:
+        raise ValueError("deep failure")
+
+    child = StateGraph(State)
+    child.add_node("boom", boom)
+    child.add_edge(START, "boom")
+    g = StateGraph(State)
+    g.add_node("ok", lambda s: {"log": ["ok"]})
+    g.add_node("child", child.compile(name="child"))
+    g.add_edge(START, "ok")
+    g.add_edge(START, "child")
+    with pytest.raises(ValueError, match="deep failure") as raised:
+        list(g.compile(name="parent").stream({"log": []}))
+    assert len(raised.value.__notes__) == 2  # one note per level, as LangGraph adds them
+    summary = {
+        (s["name"], s["status"], s.get("otelstream.outcome"))
+        for s in span_summary(telemetry.spans.get_finished_spans())
+    }
+    assert summary == {
+        ("invoke_workflow parent", "ERROR", "failed"),
+        ("invoke_node ok", "UNSET", "completed"),
+        ("invoke_node child", "ERROR", "failed"),
+        ("invoke_workflow child", "ERROR", "failed"),
+        ("invoke_node boom", "ERROR", "failed"),
+    }
+    failed_nodes = [
+        s for s in telemetry.spans.get_finished_spans() if s.name in ("invoke_node boom", "invoke_node child")
+    ]
+    assert all([e.name for e in s.events] == ["exception"] for s in failed_nodes)
