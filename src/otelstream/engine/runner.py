@@ -45,7 +45,9 @@ class ThreadWaker:
 
     def notify(self) -> None:
         """Wake the waiting thread."""
-        self._event.set()
+        # Event.set takes a lock; a chunk burst notifies thousands of times per wake-up
+        if not self._event.is_set():
+            self._event.set()
 
     def wait(self) -> None:
         """Block until notified, then reset."""

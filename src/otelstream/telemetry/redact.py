@@ -63,6 +63,8 @@ class Redactor:
     callback: Callable[[str], str] | None = None
     _keys: Any = dataclasses.field(init=False, repr=False, compare=False)
     _values: Any = dataclasses.field(init=False, repr=False, compare=False)
+    # payloads repeat the same few keys: decide each once (bounded, reset when full)
+    _key_cache: dict[str, bool] = dataclasses.field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         keys = re.compile(self.key_pattern) if self.key_pattern else None
@@ -74,7 +76,14 @@ class Redactor:
         """Return whether the value under ``key`` is redacted whole."""
         if self._keys is None:
             return False
-        return self._keys.fullmatch(_WORD_BOUNDARY.sub("_", key).lower()) is not None
+        cache = self._key_cache
+        secret = cache.get(key)
+        if secret is None:
+            secret = self._keys.fullmatch(_WORD_BOUNDARY.sub("_", key).lower()) is not None
+            if len(cache) >= 4096:
+                cache.clear()
+            cache[key] = secret
+        return secret
 
     def scrub(self, text: str) -> str:
         """Return ``text`` with credential-shaped parts replaced by the marker."""
