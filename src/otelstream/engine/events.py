@@ -8,7 +8,7 @@ event into an OpenTelemetry record; ``stream()`` is fed from those records.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -113,8 +113,3 @@ class RunObserver(Protocol):
     def writer_for(self, run: RunInfo, task: Task) -> Callable[[Any], None]:
         """Return the ``custom`` stream writer for code running in ``task``."""
         ...
-
-
-def iter_none() -> Iterator[None]:
-    """Return an empty iterator (for observers that have nothing to drain)."""
-    return iter(())
