@@ -26,15 +26,30 @@ from otelstream._replay import (
     replay,
     runs,
 )
+from otelstream.checkpoint import BaseCheckpointSaver, InMemorySaver, SqliteSaver
 from otelstream.consumer.output import InvalidStreamArgumentError
 from otelstream.engine.compiled import CompiledStateGraph
 from otelstream.engine.graph import StateGraph
+from otelstream.engine.interrupts import interrupt
+from otelstream.engine.persistence import PregelTask, StateSnapshot
 from otelstream.engine.progress import progress_chunk, write_progress
 from otelstream.engine.runtime import get_config, get_stream_writer
-from otelstream.engine.types import END, START, Command, GraphOutput, RetryPolicy, Send, StreamMode, StreamWriter
+from otelstream.engine.types import (
+    END,
+    START,
+    Command,
+    GraphOutput,
+    Interrupt,
+    RetryPolicy,
+    Send,
+    StreamMode,
+    StreamWriter,
+)
 from otelstream.errors import (
+    CheckpointError,
     EmptyInputError,
     ErrorCode,
+    GraphInterrupt,
     GraphRecursionError,
     InvalidGraphError,
     InvalidUpdateError,
@@ -47,19 +62,25 @@ __version__ = "0.1.0"
 __all__ = [
     "END",
     "START",
+    "BaseCheckpointSaver",
+    "CheckpointError",
     "Command",
     "CompiledStateGraph",
     "EmptyInputError",
     "ErrorCode",
     "ExportOptions",
     "Gap",
+    "GraphInterrupt",
     "GraphOutput",
+    "InMemorySaver",
     "IncompleteStreamError",
+    "Interrupt",
     "GraphRecursionError",
     "InvalidGraphError",
     "InvalidStreamArgumentError",
     "InvalidUpdateError",
     "OtelstreamError",
+    "PregelTask",
     "Redactor",
     "Replay",
     "ReplayError",
@@ -67,7 +88,9 @@ __all__ = [
     "RetryPolicy",
     "RunSummary",
     "Send",
+    "SqliteSaver",
     "StateGraph",
+    "StateSnapshot",
     "StreamMode",
     "StreamWriter",
     "TruncatedPayload",
@@ -76,6 +99,7 @@ __all__ = [
     "force_flush",
     "get_config",
     "get_stream_writer",
+    "interrupt",
     "progress_chunk",
     "replay",
     "runs",

@@ -22,12 +22,15 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from otelstream.engine.channels import BaseChannel, troubleshooting
+from otelstream.checkpoint.base import ERROR, INTERRUPT, RESUME, BaseCheckpointSaver
+from otelstream.engine.channels import MISSING, BaseChannel, troubleshooting
 from otelstream.engine.compiled import PULL, PUSH, TASK_ID_KEY, TASKS, CompiledStateGraph, branch_channel
 from otelstream.engine.events import RunInfo, RunObserver, StreamEvent, Task
 from otelstream.engine.graph import BranchSpec
+from otelstream.engine.interrupts import InterruptScope, PendingResume, mark_breakpoint, should_interrupt
+from otelstream.engine.persistence import Persistence, StateSnapshot, task_id_for
 from otelstream.engine.schema import updates_from_object
-from otelstream.engine.types import END, START, Command, Send, StreamMode
+from otelstream.engine.types import END, START, Command, Interrupt, Send, StreamMode
 from otelstream.errors import ErrorCode, GraphRecursionError, InvalidUpdateError
 
 __all__ = ["DEFAULT_RECURSION_LIMIT", "RunLoop"]
@@ -79,8 +82,18 @@ class RunLoop:
         observer: RunObserver,
         *,
         recursion_limit: int = DEFAULT_RECURSION_LIMIT,
+        checkpointer: BaseCheckpointSaver | None = None,
+        interrupt_before: list[str] | str = (),  # type: ignore[assignment]
+        interrupt_after: list[str] | str = (),  # type: ignore[assignment]
     ) -> None:
-        """Prepare a run of ``graph`` reporting to ``observer``."""
+        """Prepare a run of ``graph`` reporting to ``observer``.
+
+        With a ``checkpointer`` the run continues the thread ``run.config`` names: the
+        thread's latest checkpoint is loaded here, before the run starts.
+
+        Raises:
+            CheckpointError: a checkpointer is set and the config names no thread.
+        """
         self.graph = graph
         self.topology = graph.topology
         self.run = run
@@ -101,6 +114,20 @@ class RunLoop:
         # a task's outcome chunks (update, task result) stay together, as LangGraph's
         # commit emits them, even when another task finishes at the same moment
         self._commit_lock = threading.Lock()
+        self.start_step = 0
+        self.interrupt_before = interrupt_before
+        self.interrupt_after = interrupt_after
+        # set when the run paused: a task called interrupt(), or a static breakpoint fired
+        self.interrupted = False
+        self.interrupts: list[Interrupt] = []
+        self.resume: PendingResume | None = None
+        self.previous_trace: dict[str, str] | None = None
+        self.persistence: Persistence | None = None
+        if checkpointer is not None:
+            self.persistence = Persistence(checkpointer, run.config, self.topology.fields)
+            if self.persistence.saved is not None:
+                self.persistence.restore(self)
+                run.previous_trace = self.previous_trace
 
     # --- emitting -------------------------------------------------------------------------
 
@@ -143,20 +170,20 @@ class RunLoop:
         """
         from otelstream.errors import EmptyInputError
 
+        resuming = input is None or (isinstance(input, Command) and input.resume is not None)
+        persistence = self.persistence
+        if resuming and persistence is not None and persistence.saved is not None:
+            self._resume(input)
+            return
         if input is None:
             raise EmptyInputError("Received no input for __start__")
-        start_task = Task(
-            id=str(uuid.uuid4()),
-            name=START,
-            path=(PULL, START),
-            input=input,
-            triggers=(START,),
-            node=None,  # type: ignore[arg-type]  # the input task runs no node code
-            step=0,
-            namespace=self.namespace,
-            graph_name=self.topology.name,
-            config=self.run.config,
-        )
+        if isinstance(input, Command) and input.resume is not None:
+            raise EmptyInputError("Received Command(resume=...) but the thread has nothing to resume")
+        if persistence is not None:
+            # the input checkpoint comes before step 0 on a new thread, after the last one else
+            self.step = (self.step if persistence.saved is not None else -2) + 1
+            persistence.save(self, "input")
+        start_task = self._start_task(input)
         try:
             if isinstance(input, Command):
                 writes, gotos = self._command_writes(input, START)
@@ -171,7 +198,101 @@ class RunLoop:
             # the input is mapped by LangGraph's hidden __start__ task: its errors say so
             add_task_note(exc, start_task)
             raise
+        if persistence is not None:
+            self._emit_checkpoint([start_task])
+            persistence.put_writes(start_task.id, list(start_task.writes))
         self._apply([start_task])
+        if persistence is not None:
+            self.step += 1
+            persistence.save(self, "loop")
+            self._emit_checkpoint()
+        self.start_step = self.step
+
+    def _start_task(self, input: Any) -> Task:
+        # LangGraph's hidden __start__ task, which maps the input to state writes
+        path = (PULL, START)
+        return Task(
+            id=self._task_id(START, path),
+            name=START,
+            path=path,
+            input=input,
+            triggers=(START,),
+            node=None,  # type: ignore[arg-type]  # the input task runs no node code
+            step=self.step,
+            namespace=self.namespace,
+            graph_name=self.topology.name,
+            config=self.run.config,
+        )
+
+    def _resume(self, input: Any) -> None:
+        # continue the thread from its checkpoint: LangGraph re-emits the current values
+        # (and checkpoint), and the next tick re-plans the interrupted superstep
+        persistence = self.persistence
+        assert persistence is not None
+        resume = input.resume if isinstance(input, Command) else MISSING
+        self.resume = PendingResume(resume, persistence.interrupted_tasks())
+        mark_breakpoint(self.versions, self.seen)
+        self.start_step = self.step
+        if self.wants("values"):
+            self._emit("values", self.output_values())
+        self._emit_checkpoint()
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def output_values(self) -> Any:
+        """Return the current values of the output keys, as a "values" chunk shows them."""
+        keys = self.output_keys
+        if isinstance(keys, str):
+            channel = self.channels[keys]
+            return channel.get() if channel.is_available() else None
+        return self.topology.read_values(self.channels, keys)
+
+    def observer_trace(self) -> dict[str, str] | None:
+        """Return where this run is in telemetry, for the checkpoints it writes."""
+        return self.observer.trace_reference(self.run)
+
+    def _emit_checkpoint(self, tasks: list[Task] | None = None) -> None:
+        # the current checkpoint with the tasks planned from it, for "checkpoints" and "debug"
+        persistence = self.persistence
+        if persistence is None or not (self.wants("checkpoints") or self.wants("debug")):
+            return
+        if tasks is None:
+            tasks = self._plan(self.step + 1)
+        payload = persistence.payload(self, tasks)
+        if self.wants("checkpoints"):
+            self._emit("checkpoints", payload)
+        if self.wants("debug"):
+            self._emit(
+                "debug", {"step": payload["metadata"]["step"], "timestamp": _now(), "type": "checkpoint", "payload": payload}
+            )
+
+    def snapshot(self, *, apply_pending: bool = True) -> StateSnapshot | None:
+        """Return the thread's state at the loaded checkpoint, or None without one."""
+        persistence = self.persistence
+        if persistence is None or persistence.saved is None:
+            return None
+        if persistence.saved.metadata.get("source") == "input":
+            tasks = [self._start_task(None)]  # the input checkpoint's one task: applying the input
+        else:
+            tasks = self._plan(self.step + 1)
+        return persistence.snapshot(self, tasks, apply_pending=apply_pending)
+
+    def preview_values(self, tasks: list[Task]) -> Any:
+        """Return the output values as they would be with ``tasks``' writes applied."""
+        preview = {key: channel.copy() for key, channel in self.channels.items()}
+        self._apply(tasks, preview)
+        current, self.channels = self.channels, preview
+        try:
+            return self.output_values()
+        finally:
+            self.channels = current
+
+    def _task_id(self, name: str, path: tuple[Any, ...], step: int | None = None) -> str:
+        persistence = self.persistence
+        if persistence is None or persistence.checkpoint_id is None:
+            return str(uuid.uuid4())
+        step = self.step if step is None else step
+        return task_id_for(persistence.checkpoint_id, self.namespace, step, name, path)
 
     # --- plan -----------------------------------------------------------------------------
 
@@ -181,8 +302,10 @@ class RunLoop:
         Raises:
             GraphRecursionError: ``recursion_limit`` supersteps have already run.
         """
+        if self.interrupted:
+            return False
         self.step += 1
-        if self.step > self.recursion_limit:
+        if self.step > self.start_step + self.recursion_limit:
             raise GraphRecursionError(
                 troubleshooting(
                     f"Recursion limit of {self.recursion_limit} reached without hitting a stop "
@@ -191,17 +314,17 @@ class RunLoop:
                     ErrorCode.GRAPH_RECURSION_LIMIT,
                 )
             )
-        tasks: list[Task] = []
-        sends = self.channels[TASKS]
-        if sends.is_available():
-            for index, packet in enumerate(sends.get()):
-                tasks.append(self._new_task(packet.node, (PUSH, index), packet.arg, ("__pregel_push",)))
-        for name in sorted(self.topology.nodes):
-            if self._triggered(name):
-                node = self.topology.nodes[name]
-                state = self.topology.read_state(self.channels, node.input_schema)
-                tasks.append(self._new_task(name, (PULL, name), state, self.topology.triggers[name]))
+        tasks = self._plan(self.step)
         self.tasks = tasks
+        if self.interrupt_before and should_interrupt(self.interrupt_before, self.versions, self.seen, tasks):
+            self._breakpoint()
+            return False
+        persistence = self.persistence
+        if persistence is not None:
+            for task in tasks:
+                writes = persistence.writes_of(task.id)
+                if writes:  # finished before the run stopped: reuse its writes
+                    task.writes, task.cached = writes, True
         for task in tasks:
             payload: dict[str, Any] = {
                 "id": task.id,
@@ -213,7 +336,62 @@ class RunLoop:
             if metadata:
                 payload["metadata"] = metadata
             self._emit_task_event(payload, task, result=False)
+        for task in tasks:
+            if task.cached and self.wants("updates"):
+                state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
+                update = {task.name: _update_value(state_writes, self.output_keys), "__metadata__": {"cached": True}}
+                self._emit("updates", update, task)
         return bool(tasks)
+
+    @property
+    def runnable(self) -> list[Task]:
+        """The planned tasks that must run (not the ones whose writes a resume reuses)."""
+        return [task for task in self.tasks if not task.cached]
+
+    def _plan(self, step: int) -> list[Task]:
+        # the tasks of superstep ``step``: Send packets in order, then triggered nodes by name
+        saved_step, self.step = self.step, step
+        try:
+            tasks: list[Task] = []
+            sends = self.channels[TASKS]
+            if sends.is_available():
+                for index, packet in enumerate(sends.get()):
+                    tasks.append(self._new_task(packet.node, (PUSH, index), packet.arg, ("__pregel_push",)))
+            for name in sorted(self.topology.nodes):
+                if self._triggered(name):
+                    node = self.topology.nodes[name]
+                    state = self.topology.read_state(self.channels, node.input_schema)
+                    tasks.append(self._new_task(name, (PULL, name), state, self.topology.triggers[name]))
+            return tasks
+        finally:
+            self.step = saved_step
+
+    def _breakpoint(self) -> None:
+        # a static breakpoint: LangGraph streams an empty interrupt and stops
+        mark_breakpoint(self.versions, self.seen)
+        self.interrupted = True
+        if self.wants("updates"):
+            self._emit("updates", {"__interrupt__": ()})
+
+    def interrupt_scope(self, task: Task) -> InterruptScope:
+        """Return what ``interrupt()`` calls in ``task``'s next attempt answer with."""
+        parent = self.run.parent_task
+        if self.persistence is None and parent is not None and parent.interrupt_scope is not None:
+            # a graph run inside a node without its own checkpoints re-runs from its start
+            # on resume: its interrupt() calls pause, and are answered for, the calling task
+            scope: InterruptScope = parent.interrupt_scope
+            return scope
+        answers: list[Any] = []
+        persistence = self.persistence
+        if persistence is not None:
+            saved = persistence.special(task.id, RESUME)
+            answers = list(saved) if saved is not MISSING else []
+        return InterruptScope(task, answers, self.resume, self._save_answers)
+
+    def _save_answers(self, task: Task, answers: list[Any]) -> None:
+        if self.persistence is not None:
+            with self._commit_lock:
+                self.persistence.put_writes(task.id, [(RESUME, answers)])
 
     def _triggered(self, name: str) -> bool:
         seen = self.seen.get(name, {})
@@ -223,7 +401,7 @@ class RunLoop:
         return False
 
     def _new_task(self, name: str, path: tuple[Any, ...], input: Any, triggers: tuple[str, ...]) -> Task:
-        task_id = str(uuid.uuid4())
+        task_id = self._task_id(name, path)
         namespace = (*self.namespace, f"{name}:{task_id}")
         run_config = self.run.config
         configurable = run_config.get("configurable", {})
@@ -327,6 +505,11 @@ class RunLoop:
             self._commit(task, error)
 
     def _commit(self, task: Task, error: BaseException | None) -> None:
+        if task.interrupts and error is None:
+            self._commit_interrupt(task)
+            return
+        if self.persistence is not None:
+            self._keep_writes(task, error)
         state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
         if (error is None or task.writes) and self.wants("updates"):
             self._emit("updates", {task.name: _update_value(state_writes, self.output_keys)}, task)
@@ -340,6 +523,42 @@ class RunLoop:
             }
             self._emit_task_event(payload, task, result=True)
         self.observer.task_ended(task, error)
+
+    def _commit_interrupt(self, task: Task) -> None:
+        # LangGraph streams each paused task's interrupts as an update, then the state
+        # (the step's writes not applied) with them, then the task result
+        interrupts = tuple(task.interrupts)
+        self.interrupts.extend(interrupts)
+        if self.persistence is not None:
+            self.persistence.put_writes(task.id, [(INTERRUPT, list(interrupts))])
+        if self.wants("updates"):
+            self._emit("updates", {"__interrupt__": interrupts}, task)
+        if self.wants("values"):
+            values = self.output_values()
+            self._emit("values", {**values, "__interrupt__": interrupts} if isinstance(values, dict) else values)
+        if self.wants("tasks") or self.wants("debug"):
+            payload: dict[str, Any] = {
+                "id": task.id,
+                "name": task.name,
+                "error": None,
+                "result": {},
+                "interrupts": [
+                    {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in interrupts
+                ],
+            }
+            self._emit_task_event(payload, task, result=True)
+        self.observer.task_ended(task, None)
+
+    def _keep_writes(self, task: Task, error: BaseException | None) -> None:
+        # saved as the task finishes: a resume (or a restart after a crash) reuses them
+        assert self.persistence is not None
+        if error is None:
+            self.persistence.put_writes(task.id, list(task.writes))
+        elif isinstance(error, Exception):
+            try:
+                self.persistence.put_writes(task.id, [(ERROR, error)])
+            except Exception:  # noqa: S110 - an unpicklable error must not hide the node's own
+                pass
 
     def _result_writes(self, task: Task, result: Any) -> tuple[list[tuple[str, Any]], list[Send | str]]:
         if isinstance(result, Send):  # LangGraph takes a returned Send as a goto
@@ -438,13 +657,38 @@ class RunLoop:
     def after_tick(self) -> None:
         """Apply the step's writes and emit a values chunk if the state changed.
 
+        With a checkpointer the step ends with a checkpoint. A step in which a task paused
+        is not applied: the thread stays at the previous checkpoint (with the finished
+        tasks' writes kept), and LangGraph's last values chunk shows those writes applied.
+
         Raises:
             BaseException: the first task error, in completion order, or an
                 ``InvalidUpdateError`` for conflicting writes.
         """
+        if self.interrupts:
+            self.interrupted = True
+            finished = [t for t in self.tasks if not t.interrupts and t.writes]
+            if finished:
+                preview = {key: channel.copy() for key, channel in self.channels.items()}
+                self._apply(finished, preview)
+            return
         self._apply(self.tasks)
+        if self.persistence is not None:
+            self.persistence.save(self, "loop")
+            self._emit_checkpoint()
+        if self.interrupt_after and should_interrupt(self.interrupt_after, self.versions, self.seen, self.tasks):
+            self._breakpoint()
 
-    def _apply(self, tasks: list[Task]) -> None:
+    def _apply(self, tasks: list[Task], preview: dict[str, BaseChannel] | None = None) -> None:
+        # ``preview``: apply to these copies of the channels, only to emit the values chunk
+        if preview is not None:
+            saved = (self.channels, self.versions, self.seen, self.version)
+            self.channels, self.versions, self.seen = preview, dict(self.versions), {}
+            try:
+                self._apply(tasks)
+            finally:
+                self.channels, self.versions, self.seen, self.version = saved
+            return
         tasks = sorted(tasks, key=_sort_key)
         for task in tasks:
             seen = self.seen.setdefault(task.name, {})
