@@ -53,6 +53,6 @@ class PickleSerializer:
             CheckpointError: the bytes are not a readable pickle (a damaged store).
         """
         try:
-            return pickle.loads(data)  # noqa: S301 - checkpoint stores are trusted like code (module doc)
+            return pickle.loads(data)
         except Exception as exc:
             raise CheckpointError(f"Cannot read a checkpointed value: {exc}") from exc

@@ -168,7 +168,7 @@ class SqliteSaver(BaseCheckpointSaver):
                 for *key, channel, data, special in rows:
                     verb = "INSERT OR REPLACE" if special else "INSERT OR IGNORE"
                     self._conn.execute(
-                        f"{verb} INTO otelstream_writes VALUES (?, ?, ?, ?, ?, "  # noqa: S608 - fixed verbs
+                        f"{verb} INTO otelstream_writes VALUES (?, ?, ?, ?, ?, "
                         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM otelstream_writes), ?, ?)",
                         (*key, channel, data),
                     )

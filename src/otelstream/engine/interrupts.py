@@ -117,11 +117,13 @@ def interrupt(value: Any) -> Any:
     if ctx is None:
         raise RuntimeError("Called get_config outside of a runnable context")
     scope: InterruptScope | None = ctx.task.interrupt_scope
+    index = 0
     if scope is not None:
+        index = scope.calls
         found, answer = scope.next_answer()
         if found:
             return answer
-    raise GraphInterrupt((Interrupt(value=value, id=interrupt_id(ctx.task.checkpoint_ns)),))
+    raise GraphInterrupt((Interrupt(value=value, id=interrupt_id(ctx.task.checkpoint_ns, index)),))
 
 
 def should_interrupt(

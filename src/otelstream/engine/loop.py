@@ -263,7 +263,8 @@ class RunLoop:
             self._emit("checkpoints", payload)
         if self.wants("debug"):
             self._emit(
-                "debug", {"step": payload["metadata"]["step"], "timestamp": _now(), "type": "checkpoint", "payload": payload}
+                "debug",
+                {"step": payload["metadata"]["step"], "timestamp": _now(), "type": "checkpoint", "payload": payload},
             )
 
     def snapshot(self, *, apply_pending: bool = True) -> StateSnapshot | None:
@@ -557,7 +558,7 @@ class RunLoop:
         elif isinstance(error, Exception):
             try:
                 self.persistence.put_writes(task.id, [(ERROR, error)])
-            except Exception:  # noqa: S110 - an unpicklable error must not hide the node's own
+            except Exception:
                 pass
 
     def _result_writes(self, task: Task, result: Any) -> tuple[list[tuple[str, Any]], list[Send | str]]:

@@ -73,9 +73,13 @@ class StateSnapshot(NamedTuple):
     interrupts: tuple[Interrupt, ...]
 
 
-def interrupt_id(checkpoint_ns: str) -> str:
-    """Return the id of the interrupts of the task at ``checkpoint_ns``: stable across resumes."""
-    return hashlib.blake2b(checkpoint_ns.encode(), digest_size=16).hexdigest()
+def interrupt_id(checkpoint_ns: str, index: int = 0) -> str:
+    """Return the id of the ``index``-th interrupt of the task at ``checkpoint_ns``.
+
+    Task ids are stable across resumes, so interrupt ids are too: a resume can name them.
+    """
+    key = checkpoint_ns if index == 0 else f"{checkpoint_ns}|{index}"
+    return hashlib.blake2b(key.encode(), digest_size=16).hexdigest()
 
 
 def task_id_for(checkpoint_id: str, namespace: tuple[str, ...], step: int, name: str, path: tuple[Any, ...]) -> str:
@@ -235,10 +239,9 @@ class Persistence:
         pregel_tasks = []
         interrupts: list[Interrupt] = []
         for task in tasks:
-            writes = self.writes_of(task.id)
             error = self.special(task.id, ERROR)
             paused = self.special(task.id, INTERRUPT)
-            task_interrupts = tuple(paused) if paused is not MISSING and not writes else ()
+            task_interrupts = tuple(paused) if paused is not MISSING else ()
             interrupts.extend(task_interrupts)
             pregel_tasks.append(
                 PregelTask(
