@@ -81,7 +81,7 @@ class EmptyInputError(OtelstreamError):
     code = ErrorCode.INVALID_STREAM_ARGUMENT
 
 
-class GraphInterrupt(Exception):
+class GraphInterrupt(Exception):  # LangGraph's name (no "Error"), caught by ported code
     """Raised inside a node by ``interrupt()``: the run pauses; it is not an error.
 
     The engine catches it: the run ends with the interrupts in its stream, and a

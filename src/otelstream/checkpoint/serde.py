@@ -53,6 +53,7 @@ class PickleSerializer:
             CheckpointError: the bytes are not a readable pickle (a damaged store).
         """
         try:
+            # checkpoint stores are trusted like code (see the module docstring)
             return pickle.loads(data)
         except Exception as exc:
             raise CheckpointError(f"Cannot read a checkpointed value: {exc}") from exc

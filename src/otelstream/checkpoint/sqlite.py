@@ -168,6 +168,7 @@ class SqliteSaver(BaseCheckpointSaver):
                 for *key, channel, data, special in rows:
                     verb = "INSERT OR REPLACE" if special else "INSERT OR IGNORE"
                     self._conn.execute(
+                        # ``verb`` is one of two fixed strings: nothing user-given is formatted in
                         f"{verb} INTO otelstream_writes VALUES (?, ?, ?, ?, ?, "
                         "(SELECT COALESCE(MAX(seq), 0) + 1 FROM otelstream_writes), ?, ?)",
                         (*key, channel, data),

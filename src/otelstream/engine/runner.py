@@ -20,8 +20,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from otelstream.engine.events import Task
-from otelstream.engine.loop import RunLoop, add_task_note, no_sync_function
+from otelstream.engine.loop import RunLoop
 from otelstream.engine.runtime import TaskContext, reset_task_context, set_task_context
+from otelstream.engine.writes import add_task_note, no_sync_function
 from otelstream.errors import GraphInterrupt
 
 __all__ = ["AsyncWaker", "SyncStepRunner", "ThreadWaker", "Waker", "arun_step"]
