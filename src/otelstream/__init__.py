@@ -24,6 +24,7 @@ from otelstream._replay import (
     RunSummary,
     TruncatedPayload,
     replay,
+    replay_thread,
     runs,
 )
 from otelstream.checkpoint import BaseCheckpointSaver, InMemorySaver, SqliteSaver
@@ -102,6 +103,7 @@ __all__ = [
     "interrupt",
     "progress_chunk",
     "replay",
+    "replay_thread",
     "runs",
     "shutdown",
     "write_progress",
