@@ -373,3 +373,18 @@ def test_node_interrupting_twice_gets_each_answer_in_order(saver_factory: Callab
 
     entries = assert_sessions_match(play, saver_factory)
     assert entries[-1][1][0] == {"x": 0, "log": ["one", "two"]}
+
+
+def test_breaking_out_of_a_stream_keeps_the_finished_superstep_like_langgraph(
+    saver_factory: Callable[[Lib], Any],
+) -> None:
+    def play(s: Session) -> None:
+        graph = approval(s.lib, s.saver)
+        for chunk in graph.stream({"x": 1, "log": []}, CFG, stream_mode="updates"):
+            s.entries.append(("first chunk", chunk))
+            break
+        s.state(graph, CFG)
+        s.stream(graph, None, CFG, stream_mode=["updates", "values"])
+
+    entries = assert_sessions_match(play, saver_factory)
+    assert entries[1][1][1] == ("ask",)

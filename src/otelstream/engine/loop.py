@@ -120,6 +120,8 @@ class RunLoop(TaskWrites):
         # a task's outcome chunks (update, task result) stay together, as LangGraph's
         # commit emits them, even when another task finishes at the same moment
         self._commit_lock = threading.Lock()
+        self._committed: set[str] = set()
+        self.muted = False
         self.start_step = 0
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
@@ -139,7 +141,21 @@ class RunLoop(TaskWrites):
 
     def wants(self, mode: StreamMode) -> bool:
         """Return whether anyone consumes ``mode`` chunks of this run."""
-        return self.observer.wants(self.namespace, mode)
+        return not self.muted and self.observer.wants(self.namespace, mode)
+
+    def finish_abandoned_step(self) -> None:
+        """Save the superstep in progress when the consumer stopped reading, as LangGraph does.
+
+        Only when every task of the step finished: the thread then continues after it.
+        Nothing is streamed (nobody reads any more, and the telemetry must show only what
+        the consumer was given).
+        """
+        if self.persistence is None or self.interrupted or not self.tasks or self.interrupts:
+            return
+        if any(task.error is not None or not (task.cached or task.id in self._committed) for task in self.tasks):
+            return
+        self.muted = True
+        self.after_tick()
 
     def _emit(self, mode: StreamMode, payload: Any, task: Task | None = None) -> None:
         node = task.name if task is not None else None
@@ -512,6 +528,7 @@ class RunLoop(TaskWrites):
             self._commit(task, error)
 
     def _commit(self, task: Task, error: BaseException | None) -> None:
+        self._committed.add(task.id)
         if task.interrupts and error is None:
             self._commit_interrupt(task)
             return
