@@ -26,7 +26,13 @@ from otelstream.checkpoint.base import ERROR, INTERRUPT, RESUME, BaseCheckpointS
 from otelstream.engine.channels import MISSING, BaseChannel, troubleshooting
 from otelstream.engine.compiled import PULL, PUSH, TASK_ID_KEY, TASKS, CompiledStateGraph
 from otelstream.engine.events import RunInfo, RunObserver, StreamEvent, Task
-from otelstream.engine.interrupts import InterruptScope, PendingResume, mark_breakpoint, should_interrupt
+from otelstream.engine.interrupts import (
+    InterruptScope,
+    ParentResume,
+    PendingResume,
+    mark_breakpoint,
+    should_interrupt,
+)
 from otelstream.engine.persistence import Persistence, StateSnapshot, task_id_for
 from otelstream.engine.types import START, Command, Interrupt, StreamMode
 from otelstream.engine.writes import (
@@ -128,11 +134,23 @@ class RunLoop(TaskWrites):
         # set when the run paused: a task called interrupt(), or a static breakpoint fired
         self.interrupted = False
         self.interrupts: list[Interrupt] = []
-        self.resume: PendingResume | None = None
+        self.resume: PendingResume | ParentResume | None = None
         self.previous_trace: dict[str, str] | None = None
         self.persistence: Persistence | None = None
+        parent = run.parent_task
         if checkpointer is not None:
             self.persistence = Persistence(checkpointer, run.config, self.topology.fields)
+        elif parent is not None and parent.persistence is not None:
+            # a subgraph of a checkpointed run checkpoints under its own namespace
+            above: Persistence = parent.persistence
+            self.persistence = Persistence(
+                above.saver,
+                run.config,
+                self.topology.fields,
+                namespace="|".join(self.namespace),
+                parents=above.child_parents(),
+            )
+        if self.persistence is not None:
             if self.persistence.saved is not None:
                 self.persistence.restore(self)
                 run.previous_trace = self.previous_trace
@@ -192,7 +210,12 @@ class RunLoop(TaskWrites):
         """
         from otelstream.errors import EmptyInputError
 
-        resuming = input is None or (isinstance(input, Command) and input.resume is not None)
+        parent = self.run.parent_task
+        resuming = (
+            input is None
+            or (isinstance(input, Command) and input.resume is not None)
+            or (parent is not None and parent.resuming)  # a subgraph resumes with its caller
+        )
         persistence = self.persistence
         if resuming and persistence is not None and persistence.saved is not None:
             self._resume(input)
@@ -251,8 +274,12 @@ class RunLoop(TaskWrites):
         # (and checkpoint), and the next tick re-plans the interrupted superstep
         persistence = self.persistence
         assert persistence is not None
-        resume = input.resume if isinstance(input, Command) else MISSING
-        self.resume = PendingResume(resume, persistence.interrupted_tasks())
+        parent = self.run.parent_task
+        if parent is not None and parent.resuming and parent.interrupt_scope is not None:
+            self.resume = ParentResume(parent.interrupt_scope)
+        else:
+            resume = input.resume if isinstance(input, Command) else MISSING
+            self.resume = PendingResume(resume, persistence.interrupted_tasks())
         mark_breakpoint(self.versions, self.seen)
         self.start_step = self.step
         if self.wants("values"):
@@ -344,10 +371,12 @@ class RunLoop(TaskWrites):
             return False
         persistence = self.persistence
         if persistence is not None:
+            paused = persistence.interrupted_tasks()
             for task in tasks:
                 writes = persistence.writes_of(task.id)
                 if writes:  # finished before the run stopped: reuse its writes
                     task.writes, task.cached = writes, True
+                task.resuming = task.id in paused
         for task in tasks:
             payload: dict[str, Any] = {
                 "id": task.id,
@@ -379,7 +408,7 @@ class RunLoop(TaskWrites):
             sends = self.channels[TASKS]
             if sends.is_available():
                 for index, packet in enumerate(sends.get()):
-                    tasks.append(self._new_task(packet.node, (PUSH, index), packet.arg, ("__pregel_push",)))
+                    tasks.append(self._new_task(packet.node, (PUSH, index, False), packet.arg, ("__pregel_push",)))
             for name in sorted(self.topology.nodes):
                 if self._triggered(name):
                     node = self.topology.nodes[name]
@@ -466,6 +495,7 @@ class RunLoop(TaskWrites):
             namespace=namespace,
             graph_name=self.topology.name,
             config=config,
+            persistence=self.persistence,
         )
 
     def _task_metadata(self, task: Task) -> dict[str, Any]:
