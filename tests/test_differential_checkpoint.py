@@ -436,8 +436,8 @@ async def test_async_node_interrupts_and_resumes_like_langgraph(saver_factory: C
     for lib in (OTEL, LANGGRAPH):
         session = Session(lib, saver_factory(lib))
 
-        async def ask(state: State) -> dict[str, Any]:
-            return {"log": [f"async:{lib.interrupt('async question')}"]}
+        async def ask(state: State, interrupt: Callable[[Any], Any] = lib.interrupt) -> dict[str, Any]:
+            return {"log": [f"async:{interrupt('async question')}"]}
 
         graph = lib.StateGraph(State)
         graph.add_node(ask)
