@@ -5,6 +5,7 @@ Usage::
     .venv/bin/python bench/run.py            # full run (about 10 minutes on 2 cores)
     .venv/bin/python bench/run.py --quick    # fewer repetitions, no 1M-event row (under 2 minutes)
     .venv/bin/python bench/run.py --only paced agent --configs langgraph none
+    .venv/bin/python bench/run.py --quick --only tokens_10k --src ../wt3/src  # otelstream from another tree
     .venv/bin/python bench/run.py --table bench/results/latest.json --markdown
     .venv/bin/python bench/run.py --rev HEAD  # measure a commit's src/ (git archive), not the working tree
 
@@ -12,6 +13,10 @@ Every (workload, configuration) pair runs in a fresh subprocess (``bench/worker.
 warm-up runs, then timed repetitions, ``gc.collect()`` before each, GC enabled during. Full
 runs repeat each pair in two (1M events: three) rounds, interleaved across configurations, so
 a burst of load from other processes on this shared machine hits every engine alike.
+
+The traced peer (``langgraph-traced``: LangGraph with OpenInference's LangChain instrumentor)
+runs on the chain and agent workloads only; its ratio column is to plain LangGraph, and the
+report compares otelstream with it too.
 
 Ratios are otelstream / LangGraph for times (µs, latencies, memory) and LangGraph /
 otelstream for throughputs (events/s): in every column **≤ 1.0× means as fast (or as lean)
@@ -42,9 +47,11 @@ from workloads import WORKLOADS
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-CONFIGS = ("langgraph", "none", "null-export", "otlp")
+CONFIGS = ("langgraph", "langgraph-traced", "none", "null-export", "otlp")
+OTELSTREAM_CONFIGS = ("none", "null-export", "otlp")
 CONFIG_TITLES = {
     "langgraph": "LangGraph",
+    "langgraph-traced": "LangGraph + OpenInference",
     "none": "(a) no export",
     "null-export": "(b) null export",
     "otlp": "(c) OTLP/HTTP",
@@ -56,8 +63,12 @@ SPANS_PER_RUN = {
     "custom_10k": 2,
     "custom_1m": 2,
     "paced": 2,
-    "agent": 6,
+    "tokens_10k": 3,  # run, node, chat model call
+    "paced_tokens": 3,
+    "agent": 9,  # run, 5 nodes, 3 chat model calls
 }
+# (7): the traced peer runs on workloads 1 and 6 only
+TRACED_WORKLOADS = ("chain_updates", "chain_values", "agent")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -76,6 +87,8 @@ FULL: dict[str, Plan] = {
     "custom_10k": Plan(2, 10, 2),
     "custom_1m": Plan(3, 1, 1),
     "paced": Plan(2, 5, 1),
+    "tokens_10k": Plan(2, 5, 1),
+    "paced_tokens": Plan(2, 5, 1),
     "agent": Plan(2, 100, 10),
 }
 QUICK: dict[str, Plan] = {
@@ -84,12 +97,10 @@ QUICK: dict[str, Plan] = {
     "fanout": Plan(1, 10, 2),
     "custom_10k": Plan(1, 3, 1),
     "paced": Plan(1, 2, 1),
+    "tokens_10k": Plan(1, 2, 1),
+    "paced_tokens": Plan(1, 2, 1),
     "agent": Plan(1, 30, 5),
 }
-NOT_MEASURED = [
-    "(4) LLM call, 10,000 tokens, messages",
-    "(7) OpenInference traced peer",
-]
 
 
 # --- running workers ----------------------------------------------------------------------
@@ -184,10 +195,15 @@ def _run_worker(config: str, workload: str, plan: Plan) -> dict[str, Any]:
         if line.startswith("RESULT "):
             result: dict[str, Any] = json.loads(line[len("RESULT ") :])
             return result
-    raise RuntimeError(f"worker {config} {workload} failed:\n{done.stdout}\n{done.stderr}")
+    # a failing pair (e.g. a mode the measured otelstream lacks) is reported, not fatal
+    tail = "\n".join((done.stdout + "\n" + done.stderr).strip().splitlines()[-5:])
+    return {"config": config, "workload": workload, "error": tail or f"exit status {done.returncode}"}
 
 
 def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    failed = [r for r in rounds if "error" in r]
+    if failed:
+        return {"config": rounds[0]["config"], "workload": rounds[0]["workload"], "error": failed[0]["error"]}
     merged: dict[str, Any] = {
         "config": rounds[0]["config"],
         "workload": rounds[0]["workload"],
@@ -196,6 +212,8 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "chunks": [c for r in rounds for c in r["chunks"]],
         "maxrss_growth_bytes": [r["maxrss_growth_bytes"] for r in rounds],
     }
+    if "traced_spans" in rounds[0]:
+        merged["traced_spans"] = [n for r in rounds for n in r["traced_spans"]]
     if "p99_us" in rounds[0]:
         merged["p50_us"] = [p for r in rounds for p in r["p50_us"]]
         merged["p99_us"] = [p for r in rounds for p in r["p99_us"]]
@@ -211,9 +229,10 @@ def measure(workloads: Sequence[str], configs: Sequence[str], plans: dict[str, P
     results: dict[str, dict[str, Any]] = {}
     for workload in workloads:
         plan = plans[workload]
-        rounds: dict[str, list[dict[str, Any]]] = {c: [] for c in configs}
+        pairs = [c for c in configs if c != "langgraph-traced" or workload in TRACED_WORKLOADS]
+        rounds: dict[str, list[dict[str, Any]]] = {c: [] for c in pairs}
         for round_no in range(plan.rounds):
-            for config in configs:
+            for config in pairs:
                 started = time.perf_counter()
                 result = _run_worker(config, workload, plan)
                 rounds[config].append(result)
@@ -223,11 +242,13 @@ def measure(workloads: Sequence[str], configs: Sequence[str], plans: dict[str, P
                     file=sys.stderr,
                     flush=True,
                 )
-        results[workload] = {c: _merge(rounds[c]) for c in configs}
+        results[workload] = {c: _merge(rounds[c]) for c in pairs}
     return results
 
 
 def _quick_summary(workload: str, result: dict[str, Any]) -> str:
+    if "error" in result:
+        return "FAILED: " + result["error"].splitlines()[-1][:200]
     if "p99_us" in result:
         return f"p99 {statistics.median(result['p99_us']):.0f} µs"
     median = statistics.median(result["seconds"])
@@ -275,8 +296,18 @@ METRICS = [
         "MB peak RSS growth",
         lambda r: [b / 2**20 for b in r["maxrss_growth_bytes"]],
     ),
+    Metric(
+        "tokens_10k",
+        "(4) LLM call, 10,000 tokens, messages",
+        "tokens/s",
+        _rate("tokens_10k"),
+        higher_is_better=True,
+        fmt="{:,.0f}",
+    ),
     Metric("paced", "(5) 1,000 custom events at 1/ms", "µs emit→yield p50", lambda r: list(r["p50_us"])),
     Metric("paced", "(5) 1,000 custom events at 1/ms", "µs emit→yield p99", lambda r: list(r["p99_us"])),
+    Metric("paced_tokens", "(5) 1,000 tokens at 1/ms, messages", "µs emit→yield p50", lambda r: list(r["p50_us"])),
+    Metric("paced_tokens", "(5) 1,000 tokens at 1/ms, messages", "µs emit→yield p99", lambda r: list(r["p99_us"])),
     Metric("agent", "(6) agent loop, 5 modes at once", "µs/run", _per_unit_us("agent")),
 ]
 
@@ -300,7 +331,13 @@ def _figure(metric: Metric, values: list[float]) -> str:
 
 
 def _cell(results: dict[str, dict[str, Any]], metric: Metric, config: str) -> dict[str, Any] | None:
-    return results.get(metric.workload, {}).get(config)
+    """The merged result of a pair, or ``None`` if it was not run or failed."""
+    cell = results.get(metric.workload, {}).get(config)
+    return None if cell is None or "error" in cell else cell
+
+
+def _failed(results: dict[str, dict[str, Any]], metric: Metric, config: str) -> bool:
+    return "error" in results.get(metric.workload, {}).get(config, {})
 
 
 def table(results: dict[str, dict[str, Any]], configs: Sequence[str], markdown: bool) -> str:
@@ -315,11 +352,12 @@ def table(results: dict[str, dict[str, Any]], configs: Sequence[str], markdown: 
         if metric.workload not in results:
             rows.append([metric.label, metric.unit, "not run"] + ["", ""] * len(others))
             continue
-        row = [metric.label, metric.unit, _figure(metric, metric.values(lg)) if lg else "—"]
+        lg_figure = _figure(metric, metric.values(lg)) if lg else "—"
+        row = [metric.label, metric.unit, "failed" if _failed(results, metric, "langgraph") else lg_figure]
         for config in others:
             ours = _cell(results, metric, config)
             if ours is None:
-                row += ["—", ""]
+                row += ["failed" if _failed(results, metric, config) else "—", ""]
                 continue
             ours_values = metric.values(ours)
             row.append(_figure(metric, ours_values))
@@ -330,8 +368,6 @@ def table(results: dict[str, dict[str, Any]], configs: Sequence[str], markdown: 
             ratio = _ratio(metric, statistics.median(ours_values), theirs)
             row.append(f"{ratio:.2f}×" if theirs >= 0.05 or metric.higher_is_better else "n/a")
         rows.append(row)
-    for label in NOT_MEASURED:
-        rows.append([label, "", "not measured: needs messages mode"] + ["", ""] * len(others))
     return _render(header, rows, markdown)
 
 
@@ -391,13 +427,25 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
                 continue
             ok = rate >= 100_000 and cell["dropped"] == 0 and cell["counts_ok"]
             out.append((title, f"{rate:,.0f}/s, {cell['dropped']} dropped", ok))
-    p99 = _metric("paced", "µs emit→yield p99")
-    for config in ("none", "null-export", "otlp"):
-        value = _median(results, p99, config)
-        title = f"paced emit→yield p99 ≤ 250 µs, {CONFIG_TITLES[config]}"
-        out.append(
-            (title, "not measured" if value is None else f"{value:.0f} µs", None if value is None else value <= 250)
-        )
+    tokens = _metric("tokens_10k", "tokens/s")
+    for config in ("null-export", "otlp"):
+        title = f"tokens/s ≥ LangGraph's (ratio ≤ 1.0×), exported, 0 dropped, {CONFIG_TITLES[config]}"
+        cell = _cell(results, tokens, config)
+        rate, theirs = _median(results, tokens, config), _median(results, tokens, "langgraph")
+        if cell is None or rate is None or theirs is None:
+            out.append((title, "not measured", None))
+            continue
+        ratio = _ratio(tokens, rate, theirs)
+        ok = ratio <= 1.0 and cell["dropped"] == 0 and cell["counts_ok"]
+        out.append((title, f"{ratio:.2f}× ({rate:,.0f} vs {theirs:,.0f} tokens/s), {cell['dropped']} dropped", ok))
+    for workload, what in (("paced_tokens", "paced tokens"), ("paced", "paced custom events")):
+        p99 = _metric(workload, "µs emit→yield p99")
+        for config in ("none", "null-export", "otlp"):
+            value = _median(results, p99, config)
+            title = f"{what}: emit→yield p99 ≤ 250 µs, {CONFIG_TITLES[config]}"
+            out.append(
+                (title, "not measured" if value is None else f"{value:.0f} µs", None if value is None else value <= 250)
+            )
     memory = _metric("custom_1m", "MB peak RSS growth")
     for config in ("null-export", "otlp"):
         value = _median(results, memory, config)
@@ -412,8 +460,15 @@ def export_checks(results: dict[str, dict[str, Any]]) -> list[str]:
     """Compare exported counts with what was streamed; one line per mismatch (or one 'all ok')."""
     problems: list[str] = []
     checked = 0
+    failed = []
+    traced = []
     for workload, by_config in results.items():
         for config, result in by_config.items():
+            if "error" in result:
+                failed.append(f"FAILED {workload} {config}: {result['error'].splitlines()[-1][:300]}")
+                continue
+            if "traced_spans" in result:
+                traced.append(f"{workload} {sorted(set(result['traced_spans']))}")
             if "exported" not in result:
                 continue
             checked += 1
@@ -431,16 +486,42 @@ def export_checks(results: dict[str, dict[str, Any]]) -> list[str]:
         f"export check: in all {checked} exporting (workload, configuration) pairs, chunk records = chunks "
         "streamed, one run-end record and the expected spans per run, 0 dropped"
     ]
+    if traced:
+        lines.append("traced peer: spans exported per run (OpenInference, flushed in the clock): " + "; ".join(traced))
     mismatched = [
         f"{workload} {config}: {sorted(set(result['chunks']))} chunks per run, LangGraph "
         f"{sorted(set(by_config['langgraph']['chunks']))}"
         for workload, by_config in results.items()
-        if "langgraph" in by_config
+        if "chunks" in by_config.get("langgraph", {})
         for config, result in by_config.items()
-        if set(result["chunks"]) != set(by_config["langgraph"]["chunks"])
+        if "chunks" in result and set(result["chunks"]) != set(by_config["langgraph"]["chunks"])
     ]
     lines += mismatched or ["stream check: every run of every configuration yielded as many chunks as LangGraph's"]
-    return lines
+    return failed + lines
+
+
+def traced_peer(results: dict[str, dict[str, Any]]) -> list[str]:
+    """otelstream against the traced peer (LangGraph + OpenInference) on the workloads it runs."""
+    lines = []
+    for metric in METRICS:
+        peer = _median(results, metric, "langgraph-traced")
+        if peer is None:
+            continue
+        ours = []
+        for config in OTELSTREAM_CONFIGS:
+            value = _median(results, metric, config)
+            if value is not None:
+                ours.append(f"{CONFIG_TITLES[config]} {_ratio(metric, value, peer):.2f}×")
+        if ours:
+            lines.append(
+                f"  {metric.label} ({metric.fmt.format(peer)} {metric.unit} traced): otelstream / traced peer: "
+                + ", ".join(ours)
+            )
+    return (
+        (["otelstream vs the traced peer (LangGraph + OpenInference, ratio ≤ 1.00× = faster):", *lines])
+        if lines
+        else []
+    )
 
 
 def report(data: dict[str, Any], markdown: bool) -> str:
@@ -459,6 +540,8 @@ def report(data: dict[str, Any], markdown: bool) -> str:
         "",
     ]
     lines += export_checks(results)
+    if peer := traced_peer(results):
+        lines += ["", *peer]
     lines.append("")
     lines.append("targets:")
     for title, measured, met in targets(results):

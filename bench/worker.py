@@ -7,6 +7,10 @@ globals (providers, the span-event hook), so configurations never share a proces
 Configurations:
 
 - ``langgraph``: LangGraph's plain ``stream()``.
+- ``langgraph-traced``: LangGraph with OpenInference's LangChain instrumentor
+  (``LangChainInstrumentor().instrument(tracer_provider=...)``), its spans exported through a
+  ``BatchSpanProcessor`` to a counting null exporter; each repetition's clock stops after the
+  tracer provider's ``force_flush()`` returned (the "traced peer").
 - ``none``: otelstream with no setup (private providers, no exporter).
 - ``null-export``: ``configure(additional_log_record_processors=[BackpressureLogRecordProcessor(
   counting exporter)], additional_span_processors=[BatchSpanProcessor(counting exporter)])``;
@@ -35,7 +39,7 @@ from typing import Any
 
 from workloads import WORKLOADS, Sample, load_lib
 
-CONFIGS = ("langgraph", "none", "null-export", "otlp")
+CONFIGS = ("langgraph", "langgraph-traced", "none", "null-export", "otlp")
 EXPORT_CONFIGS = ("null-export", "otlp")
 CHUNK_PREFIX = "otelstream."
 RUN_END = "otelstream.run.end"
@@ -61,8 +65,42 @@ class Counts:
             self.spans += spans
 
 
+def counting_span_exporter(counts: Counts) -> Any:
+    """A span exporter that counts the spans it gets and drops them."""
+    from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+    class CountingSpanExporter(SpanExporter):
+        def export(self, spans: Sequence[Any]) -> SpanExportResult:
+            counts.add(spans=len(spans))
+            return SpanExportResult.SUCCESS
+
+    return CountingSpanExporter()
+
+
+class TracedPeer:
+    """``langgraph-traced``: OpenInference's LangChain instrumentor on LangGraph, spans to a counting exporter."""
+
+    def __init__(self) -> None:
+        from openinference.instrumentation.langchain import LangChainInstrumentor
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        self.counts = Counts()
+        self.provider = TracerProvider(resource=Resource.create({"service.name": "langgraph-bench"}))
+        self.provider.add_span_processor(BatchSpanProcessor(counting_span_exporter(self.counts)))
+        LangChainInstrumentor().instrument(tracer_provider=self.provider)
+
+    def flush(self) -> None:
+        if not self.provider.force_flush():
+            raise SystemExit("TracerProvider.force_flush() timed out")
+
+    def spans(self) -> int:
+        return self.counts.snapshot()["spans"]
+
+
 class Exporting:
-    """The export side of a configuration: how to flush, count and read drops."""
+    """The export side of an otelstream configuration: how to flush, count and read drops."""
 
     def __init__(self, config: str) -> None:
         import otelstream
@@ -80,7 +118,7 @@ class Exporting:
 
     def _configure_null_export(self, otelstream: Any) -> None:
         from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
         from otelstream.telemetry.export import BackpressureLogRecordProcessor
 
@@ -104,15 +142,10 @@ class Exporting:
             def force_flush(self, timeout_millis: int = 30000) -> bool:
                 return True
 
-        class CountingSpanExporter(SpanExporter):
-            def export(self, spans: Sequence[Any]) -> SpanExportResult:
-                counts.add(spans=len(spans))
-                return SpanExportResult.SUCCESS
-
         self.processor = BackpressureLogRecordProcessor(CountingLogExporter())
         otelstream.configure(
             additional_log_record_processors=[self.processor],
-            additional_span_processors=[BatchSpanProcessor(CountingSpanExporter())],
+            additional_span_processors=[BatchSpanProcessor(counting_span_exporter(counts))],
         )
 
     def flush(self) -> None:
@@ -168,17 +201,28 @@ def percentile(values: Sequence[int | float], fraction: float) -> float:
 
 def measure(config: str, workload_name: str, reps: int, warmup: int) -> dict[str, Any]:
     workload = WORKLOADS[workload_name]
-    lib = load_lib("langgraph" if config == "langgraph" else "otelstream")
+    lib = load_lib("langgraph" if config.startswith("langgraph") else "otelstream")
     exporting = Exporting(config) if config in EXPORT_CONFIGS else None
+    traced = TracedPeer() if config == "langgraph-traced" else None
     graph = workload.build(lib, workload.size)
     run: Callable[[Any, int], Sample] = workload.run
+
+    def check(sample: Sample, size: int) -> Sample:
+        if workload.expected_chunks is not None and sample.chunks != workload.expected_chunks(size):
+            raise SystemExit(
+                f"{config} {workload_name}: a run yielded {sample.chunks} chunks, expected "
+                f"{workload.expected_chunks(size)} (is the stream mode supported?)"
+            )
+        return sample
 
     def finish() -> None:
         if exporting is not None:
             exporting.flush()
+        if traced is not None:
+            traced.flush()
 
     for _ in range(warmup):
-        run(graph, workload.warmup_size)
+        check(run(graph, workload.warmup_size), workload.warmup_size)
         finish()
     received_before = exporting.received() if exporting is not None else {}
     gc.collect()
@@ -188,13 +232,19 @@ def measure(config: str, workload_name: str, reps: int, warmup: int) -> dict[str
     p50: list[float] = []
     p99: list[float] = []
     latencies: list[int] = []
+    spans: list[int] = []
+    spans_before = traced.spans() if traced is not None else 0
     for _ in range(reps):
         gc.collect()
         start = time.perf_counter()
         sample = run(graph, workload.size)
         finish()
         seconds.append(time.perf_counter() - start)
-        chunks.append(sample.chunks)
+        chunks.append(check(sample, workload.size).chunks)
+        if traced is not None:  # after the clock: spans this repetition exported
+            spans_now = traced.spans()
+            spans.append(spans_now - spans_before)
+            spans_before = spans_now
         if sample.latencies_ns:
             p50.append(percentile(sample.latencies_ns, 0.50) / 1000)
             p99.append(percentile(sample.latencies_ns, 0.99) / 1000)
@@ -214,6 +264,8 @@ def measure(config: str, workload_name: str, reps: int, warmup: int) -> dict[str
         result["p99_us"] = p99
         result["pooled_p50_us"] = percentile(latencies, 0.50) / 1000
         result["pooled_p99_us"] = percentile(latencies, 0.99) / 1000
+    if traced is not None:
+        result["traced_spans"] = spans
     if exporting is not None:
         received_after = exporting.received()
         delta = {key: received_after[key] - received_before.get(key, 0) for key in received_after}

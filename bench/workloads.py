@@ -77,6 +77,9 @@ class Workload:
         size: The workload's size (nodes, tasks, events).
         warmup_size: Size of the untimed warm-up runs.
         unit_divisor: ``seconds / unit_divisor`` is the per-unit time (node step, task, event).
+        expected_chunks: ``expected_chunks(size)`` is the number of chunks a run must yield, if
+            fixed by the workload (the worker fails otherwise: an engine that ignores a mode
+            must not show up as infinitely fast).
     """
 
     name: str
@@ -86,6 +89,7 @@ class Workload:
     size: int
     warmup_size: int
     unit_divisor: int
+    expected_chunks: Callable[[int], int] | None = None
 
 
 # --- (1) a chain of trivial nodes ---------------------------------------------------------
@@ -216,38 +220,112 @@ def run_paced(graph: Any, size: int) -> Sample:
     return Sample(len(latencies), latencies)
 
 
-# --- (6) an agent-like loop, all five modes -----------------------------------------------
+# --- LLM workloads: a LangChain chat model called inside nodes -----------------------------
+#
+# bench/chat_model.py imports langchain_core, which switches on otelstream's LangChain
+# integration: it is imported only when one of these graphs is built.
 
-AGENT_TURNS = 3
+
+class ChatState(TypedDict):
+    messages: Annotated[list[Any], operator.add]
+    tokens: int
+
+
+def _chat_model() -> Any:
+    import chat_model
+
+    return chat_model
+
+
+def build_tokens(lib: Lib, size: int) -> Any:
+    """(4): one node, one ``model.invoke(messages)`` of ``state["tokens"]`` tokens."""
+    models: dict[int, Any] = {}
+    bench_model = _chat_model().BenchChatModel
+
+    def llm(state: ChatState) -> dict[str, Any]:
+        n = state["tokens"]
+        model = models.get(n) or models.setdefault(n, bench_model(tokens=n))
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = lib.StateGraph(ChatState)
+    graph.add_node("llm", llm)
+    graph.add_edge(lib.START, "llm")
+    graph.add_edge("llm", lib.END)
+    return graph.compile(name="tokens")
+
+
+def _chat_inputs(tokens: int) -> dict[str, Any]:
+    return {"messages": [_chat_model().HumanMessage("hi")], "tokens": tokens}
+
+
+def run_tokens(graph: Any, size: int) -> Sample:
+    return _consume(graph.stream(_chat_inputs(size), stream_mode="messages"))
+
+
+# --- (5) tokens paced at one per millisecond, messages: emit -> yield latency ---------------
+
+
+def build_paced_tokens(lib: Lib, size: int) -> Any:
+    """One node; its model produces a token per millisecond, each stamped with ``perf_counter_ns()``."""
+    models: dict[int, Any] = {}
+    bench_model = _chat_model().BenchChatModel
+
+    def llm(state: ChatState) -> dict[str, Any]:
+        n = state["tokens"]
+        model = models.get(n) or models.setdefault(n, bench_model(tokens=n, pace_s=PACE_S, stamp=True))
+        return {"messages": [model.invoke(state["messages"])]}
+
+    graph = lib.StateGraph(ChatState)
+    graph.add_node("llm", llm)
+    graph.add_edge(lib.START, "llm")
+    graph.add_edge("llm", lib.END)
+    return graph.compile(name="paced_tokens")
+
+
+def run_paced_tokens(graph: Any, size: int) -> Sample:
+    latencies: list[int] = []
+    for message, _metadata in graph.stream(_chat_inputs(size), stream_mode="messages"):
+        latencies.append(time.perf_counter_ns() - int(message.content))
+    return Sample(len(latencies), latencies)
+
+
+# --- (6) an agent loop, all five modes -----------------------------------------------------
+
 TOKENS_PER_CALL = 20
-ALL_MODES = ["values", "updates", "custom", "tasks", "debug"]
+TOOL_ROUNDS = 2  # agent, tools, agent, tools, agent
+ALL_MODES = ["values", "updates", "messages", "custom", "debug"]
+# values 6 (input + 5 steps), updates 5, custom 5, debug 10 (task + task_result per node),
+# messages 62 (3 calls x 20 tokens, and the 2 ToolMessages the tools node returns)
+AGENT_CHUNKS_PER_RUN = 88
 
 
 class AgentState(TypedDict):
-    messages: Annotated[list[dict[str, Any]], operator.add]
-    turns: int
+    messages: Annotated[list[Any], operator.add]
 
 
 def build_agent(lib: Lib, size: int) -> Any:
+    """agent -> tools -> agent -> tools -> agent: the model decides, by its tool calls.
+
+    Each agent step is one ``model.invoke(messages)`` of 20 tokens; the model asks for the
+    ``search`` tool until the conversation holds two tool results. Every node writes one
+    custom event.
+    """
     get_stream_writer = lib.get_stream_writer
+    chat = _chat_model()
+    model = chat.BenchChatModel(tokens=TOKENS_PER_CALL, tool_rounds=TOOL_ROUNDS)
+    tool_message = chat.ToolMessage
 
     def agent(state: AgentState) -> dict[str, Any]:
-        write = get_stream_writer()
-        write({"node": "agent", "status": "thinking"})
-        for i in range(TOKENS_PER_CALL):
-            write({"token": f"tok{i} "})
-        turn = state["turns"] + 1
-        call = {"name": "search", "args": {"q": f"question {turn}"}} if turn < AGENT_TURNS else None
-        message = {"role": "ai", "content": f"answer {turn}", "tool_call": call}
-        return {"messages": [message], "turns": turn}
+        get_stream_writer()({"node": "agent", "status": "thinking"})
+        return {"messages": [model.invoke(state["messages"])]}
 
     def tools(state: AgentState) -> dict[str, Any]:
-        write = get_stream_writer()
-        write({"node": "tools", "status": "calling search"})
-        return {"messages": [{"role": "tool", "content": "result"}]}
+        call = state["messages"][-1].tool_calls[0]
+        get_stream_writer()({"node": "tools", "status": f"calling {call['name']}"})
+        return {"messages": [tool_message(content=f"result for {call['args']['q']}", tool_call_id=call["id"])]}
 
     def route(state: AgentState) -> str:
-        return "tools" if state["messages"][-1]["tool_call"] else lib.END
+        return "tools" if state["messages"][-1].tool_calls else lib.END
 
     graph = lib.StateGraph(AgentState)
     graph.add_node("agent", agent)
@@ -259,7 +337,7 @@ def build_agent(lib: Lib, size: int) -> Any:
 
 
 def run_agent(graph: Any, size: int) -> Sample:
-    inputs = {"messages": [{"role": "user", "content": "hi"}], "turns": 0}
+    inputs = {"messages": [_chat_model().HumanMessage("what is otelstream?")]}
     return _consume(graph.stream(inputs, stream_mode=list(ALL_MODES)))
 
 
@@ -274,6 +352,35 @@ WORKLOADS: dict[str, Workload] = {
         Workload("custom_10k", "(3) 10,000 custom events", build_custom, run_custom, 10_000, 10_000, 10_000),
         Workload("custom_1m", "(3) 1,000,000 custom events", build_custom, run_custom, 1_000_000, 10_000, 1_000_000),
         Workload("paced", "(5) 1,000 custom events, 1/ms", build_paced, run_paced, 1_000, 100, 1_000),
-        Workload("agent", "(6) agent loop, 5 modes", build_agent, run_agent, 1, 1, 1),
+        Workload(
+            "tokens_10k",
+            "(4) LLM call, 10,000 tokens, messages",
+            build_tokens,
+            run_tokens,
+            10_000,
+            1_000,
+            10_000,
+            expected_chunks=lambda size: size,  # one messages chunk per token
+        ),
+        Workload(
+            "paced_tokens",
+            "(5) 1,000 tokens, 1/ms, messages",
+            build_paced_tokens,
+            run_paced_tokens,
+            1_000,
+            100,
+            1_000,
+            expected_chunks=lambda size: size,
+        ),
+        Workload(
+            "agent",
+            "(6) agent loop, 5 modes",
+            build_agent,
+            run_agent,
+            1,
+            1,
+            1,
+            expected_chunks=lambda size: AGENT_CHUNKS_PER_RUN,
+        ),
     )
 }
