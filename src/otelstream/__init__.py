@@ -13,6 +13,7 @@ application saw::
 
 from __future__ import annotations
 
+from otelstream import integrations as _integrations  # noqa: F401 - lets LangChain see node configs
 from otelstream import stream as _stream  # noqa: F401 - installs the OTel-backed driver
 from otelstream._config import ExportOptions, configure, force_flush, shutdown
 from otelstream._replay import (

@@ -106,6 +106,10 @@ class RunObserver(Protocol):
         """Enter around the node's code: makes the task's span current while it runs."""
         ...
 
+    def node_returned(self, task: Task, run: RunInfo, result: Any) -> None:
+        """The node's code returned ``result`` (its writes are recorded, its update not emitted yet)."""
+        ...
+
     def task_ended(self, task: Task, error: BaseException | None) -> None:
         """The task finished, with ``error`` if it raised."""
         ...
