@@ -16,6 +16,8 @@ from typing import Any
 
 import langgraph.config
 import langgraph.graph
+import langgraph.graph.message
+import langgraph.prebuilt
 import langgraph.types
 
 import otelstream
@@ -53,6 +55,11 @@ class Lib:
     RetryPolicy: Any
     get_stream_writer: Callable[[], Callable[[Any], None]]
     StreamWriter: Any
+    # the prebuilt agent pieces (LangChain messages and tools)
+    MessagesState: Any = None
+    add_messages: Any = None
+    ToolNode: Any = None
+    tools_condition: Any = None
 
     def __repr__(self) -> str:
         return self.name
@@ -68,6 +75,10 @@ OTEL = Lib(
     RetryPolicy=otelstream.RetryPolicy,
     get_stream_writer=otelstream.get_stream_writer,
     StreamWriter=otelstream.StreamWriter,
+    MessagesState=otelstream.MessagesState,
+    add_messages=otelstream.add_messages,
+    ToolNode=otelstream.ToolNode,
+    tools_condition=otelstream.tools_condition,
 )
 LANGGRAPH = Lib(
     name="langgraph",
@@ -79,6 +90,10 @@ LANGGRAPH = Lib(
     RetryPolicy=langgraph.types.RetryPolicy,
     get_stream_writer=langgraph.config.get_stream_writer,
     StreamWriter=langgraph.types.StreamWriter,
+    MessagesState=langgraph.graph.message.MessagesState,
+    add_messages=langgraph.graph.message.add_messages,
+    ToolNode=langgraph.prebuilt.ToolNode,
+    tools_condition=langgraph.prebuilt.tools_condition,
 )
 LIBS = (OTEL, LANGGRAPH)
 
@@ -160,6 +175,9 @@ class _Normalizer:
         if isinstance(obj, BaseException):
             notes = getattr(obj, "__notes__", [])
             return ("<exception>", type(obj).__name__, self(obj.args), self(list(notes)))
+        if type(obj).__module__.startswith("langchain_core.messages") and hasattr(obj, "model_dump"):
+            # a LangChain message: its fields, so the uuid in its id is numbered like the rest
+            return (f"<{type(obj).__name__}>", self(obj.model_dump()))
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             # e.g. GraphOutput: each engine has its own class of that name
             fields = {f.name: self(getattr(obj, f.name)) for f in dataclasses.fields(obj)}

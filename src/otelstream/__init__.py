@@ -33,6 +33,7 @@ from otelstream.engine.graph import StateGraph
 from otelstream.engine.progress import progress_chunk, write_progress
 from otelstream.engine.runtime import get_config, get_stream_writer
 from otelstream.engine.types import END, START, Command, GraphOutput, RetryPolicy, Send, StreamMode, StreamWriter
+from otelstream.llm import LLMStream, llm_call, stream_llm
 from otelstream.errors import (
     EmptyInputError,
     ErrorCode,
@@ -60,6 +61,8 @@ __all__ = [
     "InvalidGraphError",
     "InvalidStreamArgumentError",
     "InvalidUpdateError",
+    "LLMStream",
+    "MessagesState",
     "OtelstreamError",
     "Redactor",
     "Replay",
@@ -71,15 +74,31 @@ __all__ = [
     "StateGraph",
     "StreamMode",
     "StreamWriter",
+    "ToolNode",
     "TruncatedPayload",
     "__version__",
+    "add_messages",
     "configure",
     "force_flush",
     "get_config",
     "get_stream_writer",
+    "llm_call",
     "progress_chunk",
     "replay",
     "runs",
     "shutdown",
+    "stream_llm",
+    "tools_condition",
     "write_progress",
 ]
+
+# the prebuilt agent pieces need LangChain (an optional extra): imported on first use
+_PREBUILT = frozenset(("MessagesState", "ToolNode", "add_messages", "tools_condition"))
+
+
+def __getattr__(name: str) -> object:
+    if name in _PREBUILT:
+        from otelstream import prebuilt
+
+        return getattr(prebuilt, name)
+    raise AttributeError(f"module 'otelstream' has no attribute {name!r}")

@@ -195,7 +195,8 @@ class RunLoop:
         sends = self.channels[TASKS]
         if sends.is_available():
             for index, packet in enumerate(sends.get()):
-                tasks.append(self._new_task(packet.node, (PUSH, index), packet.arg, ("__pregel_push",)))
+                # LangGraph's path for a Send task: (PUSH, index, False); True marks @task calls
+                tasks.append(self._new_task(packet.node, (PUSH, index, False), packet.arg, ("__pregel_push",)))
         for name in sorted(self.topology.nodes):
             if self._triggered(name):
                 node = self.topology.nodes[name]

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
 from langchain_core.runnables.config import var_child_runnable_config
@@ -257,10 +257,22 @@ def task_scope(task: Task, run: RunInfo, observer: TelemetryObserver) -> context
     streaming = any("messages" in t.modes for t in observer.targets)
     handler = (_StreamingHandler if streaming else OtelstreamCallbackHandler)(observer, run, task)
     task_config = task.config
+    metadata = node_metadata(task)
+    tags = list(task_config.get("tags") or ())
+    # a manager, not a list: its inheritable tags and metadata are merged with a model's own
+    # (``with_config(tags=[...])`` gives ``[run tags..., model tags...]``), as under LangGraph
+    manager = CallbackManager(
+        handlers=[handler],
+        inheritable_handlers=[handler],
+        tags=list(tags),
+        inheritable_tags=list(tags),
+        metadata=dict(metadata),
+        inheritable_metadata=dict(metadata),
+    )
     config = {
-        "callbacks": [handler],
-        "metadata": node_metadata(task),
-        "tags": list(task_config.get("tags") or ()),
+        "callbacks": manager,
+        "metadata": metadata,
+        "tags": tags,
         # LangChain copies checkpoint_ns into the metadata of runs it starts, as under LangGraph
         "configurable": {**task_config.get("configurable", {}), "checkpoint_ns": task.checkpoint_ns},
         "recursion_limit": task_config.get("recursion_limit", 25),
