@@ -66,7 +66,9 @@ def _langchain_classes() -> tuple[Any, Any] | None:
 class LLMStream:
     """One streamed LLM call; see the module docstring. Use once, from one thread or task."""
 
-    def __init__(self, *, model: str, provider: str, input_messages: Any = None) -> None:
+    def __init__(
+        self, *, model: str, provider: str, input_messages: Any = None, attributes: dict[str, Any] | None = None
+    ) -> None:
         """Describe the call; it starts on ``__enter__`` or on the first chunk.
 
         Raises:
@@ -80,6 +82,7 @@ class LLMStream:
         self.id = f"run--{uuid.uuid4()}"
         self.text = ""
         self._input = input_messages
+        self._attributes = attributes
         self._call: LLMCall | None = None
         self._finished = False
         self._classes = _langchain_classes()
@@ -106,6 +109,7 @@ class LLMStream:
                     targets=targets,
                     metadata=metadata,
                     input_messages=self._input,
+                    attributes=self._attributes,
                 )
         return self
 
@@ -129,6 +133,18 @@ class LLMStream:
         if self._call is not None:
             self._call.end(**kwargs)
 
+    def fail(self, error: BaseException) -> None:
+        """End the call as failed with ``error`` (recorded on the span); idempotent."""
+        if not self._finished:
+            self.start()
+            self._end(error=error)
+
+    def abandon(self) -> None:
+        """End the call as ``abandoned``: its reader stopped before the end; idempotent."""
+        if not self._finished:
+            self.start()
+            self._end(outcome="abandoned")
+
     # --- chunks ---------------------------------------------------------------------------
 
     def _make_chunk(self, content: str, **fields: Any) -> Any:
@@ -136,8 +152,11 @@ class LLMStream:
             return self._classes[0](content=content, id=self.id, **fields)
         return AIMessageChunk(content=content, id=self.id, **fields)
 
-    def chunk(self, item: Any) -> None:
+    def chunk(self, item: Any, *, tool_call_chunks: list[dict[str, Any]] | None = None) -> None:
         """Record one streamed item: a ``str`` token or a message chunk.
+
+        ``tool_call_chunks`` (LangChain's ``{"name", "args", "id", "index"}`` dicts) go on the
+        chunk made from a ``str`` token: a streamed tool call.
 
         Raises:
             TypeError: ``item`` is neither (nothing is recorded).
@@ -146,7 +165,7 @@ class LLMStream:
         if self._finished:
             raise RuntimeError("llm_call(): chunk() after finish()")
         if isinstance(item, str):
-            message = self._make_chunk(item)
+            message = self._make_chunk(item, tool_call_chunks=tool_call_chunks) if tool_call_chunks else self._make_chunk(item)
             self.text += item
         elif is_message(item):
             message = item
@@ -224,15 +243,18 @@ class LLMStream:
                 yield item
 
 
-def llm_call(*, model: str, provider: str, input_messages: Any = None) -> LLMStream:
+def llm_call(
+    *, model: str, provider: str, input_messages: Any = None, attributes: dict[str, Any] | None = None
+) -> LLMStream:
     """Return a streamed LLM call to record chunks into; see the module docstring.
 
     Args:
         model: The requested model (``gen_ai.request.model``, the span name).
         provider: The provider (``gen_ai.provider.name``, ``ls_provider`` in metadata).
         input_messages: The prompt, recorded on the span only if message content capture is on.
+        attributes: More span attributes (request parameters such as ``gen_ai.request.temperature``).
     """
-    return LLMStream(model=model, provider=provider, input_messages=input_messages)
+    return LLMStream(model=model, provider=provider, input_messages=input_messages, attributes=attributes)
 
 
 def stream_llm(*, model: str, provider: str) -> Callable[[Callable[P, Any]], Callable[P, Any]]:

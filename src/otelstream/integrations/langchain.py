@@ -98,11 +98,6 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
         """Retrievers are not recorded."""
         return True
 
-    @property
-    def ignore_agent(self) -> bool:
-        """Legacy agents are not recorded."""
-        return True
-
     # --- chat models ----------------------------------------------------------------------
 
     def on_chat_model_start(

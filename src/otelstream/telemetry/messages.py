@@ -55,6 +55,7 @@ class AIMessageChunk:
     id: str | None = None
     response_metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     usage_metadata: dict[str, Any] | None = None
+    tool_call_chunks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     chunk_position: str | None = None
     type: str = "AIMessageChunk"
 

@@ -1,0 +1,288 @@
+"""LLM and tool calls in exported telemetry: spans, GenAI attributes, metrics, every token a record."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from langchain_core.language_models.fake_chat_models import FakeListChatModel, GenericFakeChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
+from langchain_core.tools import tool
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import otelstream
+from otelstream import START, MessagesState, StateGraph, ToolNode, llm_call, stream_llm, tools_condition
+from otelstream.telemetry import semconv
+from otelstream.telemetry.codec import decode, encode
+from tests.helpers import rebuild, stream_records
+
+
+@dataclass
+class Exported:
+    spans: InMemorySpanExporter
+    logs: InMemoryLogRecordExporter
+    metrics: InMemoryMetricReader
+
+    def span(self, name: str) -> ReadableSpan:
+        found = [s for s in self.spans.get_finished_spans() if s.name == name]
+        assert len(found) == 1, [s.name for s in self.spans.get_finished_spans()]
+        return found[0]
+
+    def parent_name(self, span: ReadableSpan) -> str | None:
+        by_id = {s.context.span_id: s.name for s in self.spans.get_finished_spans() if s.context is not None}
+        return by_id.get(span.parent.span_id) if span.parent is not None else None
+
+    def points(self, name: str) -> list[Any]:
+        data = self.metrics.get_metrics_data()
+        assert data is not None
+        return [
+            point
+            for resource in data.resource_metrics
+            for scope in resource.scope_metrics
+            for metric in scope.metrics
+            if metric.name == name
+            for point in metric.data.data_points
+        ]
+
+
+@pytest.fixture
+def exported() -> Iterator[Exported]:
+    spans = InMemorySpanExporter()
+    logs = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call] # the SDK leaves it unannotated
+    tracer_provider = TracerProvider()  # default SDK limits: 128 events per span
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    logger_provider = LoggerProvider()
+    logger_provider.add_log_record_processor(SimpleLogRecordProcessor(logs))
+    reader = InMemoryMetricReader()
+    otelstream.configure(
+        tracer_provider=tracer_provider,
+        logger_provider=logger_provider,
+        meter_provider=MeterProvider(metric_readers=[reader]),
+    )
+    yield Exported(spans, logs, reader)
+    otelstream.configure()
+
+
+def _one_node(node: Any) -> Any:
+    graph = StateGraph(MessagesState)
+    graph.add_node("llm", node)
+    graph.add_edge(START, "llm")
+    return graph.compile()
+
+
+def test_langchain_call_is_a_chat_span_under_the_node_with_metrics(exported: Exported) -> None:
+    model = GenericFakeChatModel(messages=iter([AIMessage("a b c")]))
+    graph = _one_node(lambda s: {"messages": [model.invoke(s["messages"])]})
+    chunks = list(graph.stream({"messages": [HumanMessage("hi")]}, stream_mode="messages"))
+    assert [c[0].content for c in chunks] == ["a", " ", "b", " ", "c"]
+    span = exported.span("chat GenericFakeChatModel")
+    assert exported.parent_name(span) == "invoke_node llm"
+    attrs = dict(span.attributes or {})
+    assert attrs[semconv.GEN_AI_OPERATION_NAME] == "chat"
+    assert attrs[semconv.GEN_AI_PROVIDER_NAME] == "genericfakechatmodel"
+    assert attrs[semconv.GEN_AI_REQUEST_MODEL] == "GenericFakeChatModel"
+    assert attrs[semconv.LLM_CHUNKS] == 5
+    assert attrs[semconv.OUTCOME] == "completed"
+    assert isinstance(attrs[semconv.GEN_AI_RESPONSE_TIME_TO_FIRST_CHUNK], float)
+    # content capture is off by default
+    assert semconv.GEN_AI_INPUT_MESSAGES not in attrs and semconv.GEN_AI_OUTPUT_MESSAGES not in attrs
+    # every token record is in the chat span's context
+    records = [r for r in stream_records(exported.logs.get_finished_logs())]
+    assert {r.log_record.span_id for r in records} == {span.context.span_id}
+    assert len(exported.points(semconv.METRIC_OPERATION_DURATION)) == 1
+    assert exported.points(semconv.METRIC_TIME_TO_FIRST_CHUNK)[0].count == 1
+    assert exported.points(semconv.METRIC_TIME_PER_OUTPUT_CHUNK)[0].count == 4
+
+
+def test_own_api_records_usage_finish_reason_and_content_when_asked(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, "SPAN_ONLY")
+
+    def node(state: Any) -> Any:
+        with llm_call(model="tiny-1", provider="acme", input_messages=[{"role": "user", "content": "q"}]) as call:
+            for token in ["x", "y"]:
+                call.chunk(token)
+            call.finish(finish_reason="stop", input_tokens=7, output_tokens=2, response_model="tiny-1-0001")
+        return {"messages": [call.message]}
+
+    chunks = list(_one_node(node).stream({"messages": []}, stream_mode=["messages", "updates"]))
+    # two tokens, the last (empty) chunk, then the update: the returned message is deduped
+    assert [c[0] for c in chunks] == ["messages"] * 3 + ["updates"]
+    last, metadata = chunks[2][1]
+    assert last.chunk_position == "last" and last.usage_metadata["total_tokens"] == 9
+    assert metadata["ls_integration"] == "otelstream" and metadata["ls_model_name"] == "tiny-1"
+    attrs = dict(exported.span("chat tiny-1").attributes or {})
+    assert attrs[semconv.GEN_AI_USAGE_INPUT_TOKENS] == 7
+    assert attrs[semconv.GEN_AI_USAGE_OUTPUT_TOKENS] == 2
+    assert attrs[semconv.GEN_AI_RESPONSE_FINISH_REASONS] == ("stop",)
+    assert attrs[semconv.GEN_AI_RESPONSE_MODEL] == "tiny-1-0001"
+    assert "q" in str(attrs[semconv.GEN_AI_INPUT_MESSAGES]) and "xy" in str(attrs[semconv.GEN_AI_OUTPUT_MESSAGES])
+    usage = {p.attributes[semconv.GEN_AI_TOKEN_TYPE]: p.sum for p in exported.points(semconv.METRIC_TOKEN_USAGE)}
+    assert usage == {"input": 7, "output": 2}
+
+
+def test_ten_thousand_tokens_reach_the_exporter_whole_in_order(exported: Exported) -> None:
+    count = 10_000
+
+    @stream_llm(model="big", provider="acme")
+    def generate() -> Iterator[str]:
+        for i in range(count):
+            yield f"w{i} "
+
+    def node(state: Any) -> Any:
+        return {"messages": [AIMessage("".join(generate()), id="final")]}
+
+    streamed = list(_one_node(node).stream({"messages": []}, stream_mode="messages"))
+    records = [
+        r for r in stream_records(exported.logs.get_finished_logs()) if r.log_record.event_name == "otelstream.messages"
+    ]
+    # every token, the last chunk and the node's message, each its own record
+    assert len(streamed) == len(records) == count + 2
+    seqs = [int((r.log_record.attributes or {})[semconv.SEQ]) for r in records]
+    assert seqs == list(range(count + 2))
+    stamps = [r.log_record.timestamp or 0 for r in records]
+    assert all(a <= b for a, b in zip(stamps, stamps[1:])) and all(stamps)
+    contents = [decode(str((r.log_record.attributes or {})[semconv.PAYLOAD]))[0].content for r in records[:count]]
+    assert contents == [f"w{i} " for i in range(count)]
+    # the chat span itself holds no events: the 128-event limit cannot drop tokens
+    assert exported.span("chat big").events == ()
+
+
+def test_stream_rebuilt_from_records_equals_what_stream_yielded(exported: Exported) -> None:
+    model = GenericFakeChatModel(messages=iter([AIMessage("one two")]))
+    graph = _one_node(lambda s: {"messages": [model.invoke(s["messages"])]})
+    streamed = list(graph.stream({"messages": [HumanMessage("hi", id="h")]}, stream_mode=["messages", "updates"]))
+    rebuilt = [(mode, payload) for _, mode, payload in rebuild(exported.logs.get_finished_logs())]
+    assert rebuilt == streamed
+    assert isinstance(rebuilt[0][1][0], AIMessageChunk)
+
+
+def test_langchain_messages_round_trip_the_codec() -> None:
+    chunk = AIMessageChunk(
+        content="t",
+        id="lc_run--1",
+        chunk_position="last",
+        tool_call_chunks=[{"name": "add", "args": '{"a"', "id": "c", "index": 0}],
+        usage_metadata={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+    )
+    assert decode(encode(chunk)) == chunk
+    message = AIMessage("x", id="m", tool_calls=[{"name": "add", "args": {"a": 1}, "id": "c"}])
+    assert decode(encode((message, {"langgraph_step": 1}))) == (message, {"langgraph_step": 1})
+
+
+def test_abandoning_the_stream_ends_the_llm_span_abandoned(exported: Exported) -> None:
+    produced = threading.Event()
+    release = threading.Event()
+
+    def node(state: Any) -> Any:
+        with llm_call(model="slow", provider="acme") as call:
+            call.chunk("first")
+            produced.set()
+            release.wait(10)
+            call.chunk("after the consumer left")
+        return None
+
+    stream = _one_node(node).stream({"messages": []}, stream_mode="messages")
+    first = next(stream)
+    assert first[0].content == "first"
+    produced.wait(10)
+    threading.Timer(0.05, release.set).start()
+    stream.close()  # the consumer walks away mid-generation
+    attrs = dict(exported.span("chat slow").attributes or {})
+    assert attrs[semconv.OUTCOME] == "abandoned"
+    assert attrs[semconv.LLM_CHUNKS] == 1
+    run = exported.span("invoke_workflow LangGraph")
+    assert dict(run.attributes or {})[semconv.OUTCOME] == "abandoned"
+
+
+def test_llm_error_fails_the_span_and_reaches_the_node(exported: Exported) -> None:
+    @stream_llm(model="flaky", provider="acme")
+    def generate() -> Iterator[str]:
+        yield "ok"
+        raise ConnectionError("provider went away")
+
+    def node(state: Any) -> Any:
+        return {"messages": [AIMessage("".join(generate()))]}
+
+    with pytest.raises(ConnectionError, match="provider went away"):
+        list(_one_node(node).stream({"messages": []}, stream_mode="messages"))
+    span = exported.span("chat flaky")
+    assert span.status.status_code.name == "ERROR"
+    assert dict(span.attributes or {})[semconv.ERROR_TYPE] == "ConnectionError"
+    assert [e.name for e in span.events] == ["exception"]
+
+
+@tool
+def lookup(city: str) -> str:
+    """Look a city up, asking a model on the way."""
+    FakeListChatModel(responses=["ok"]).invoke(city)
+    return f"{city}: sunny"
+
+
+def test_tools_are_execute_tool_spans_and_models_inside_nest_under_them(exported: Exported) -> None:
+    calls = [{"name": "lookup", "args": {"city": "Oslo"}, "id": "call-1"}]
+    responses = iter([AIMessage("", tool_calls=calls), AIMessage("done")])
+
+    def agent(state: Any) -> Any:
+        return {"messages": [next(responses)]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", agent)
+    graph.add_node(ToolNode([lookup]))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition)
+    graph.add_edge("tools", "agent")
+    list(graph.compile().stream({"messages": [HumanMessage("weather?")]}))
+    tool_span = exported.span("execute_tool lookup")
+    assert exported.parent_name(tool_span) == "invoke_node tools"
+    attrs = dict(tool_span.attributes or {})
+    assert attrs[semconv.GEN_AI_OPERATION_NAME] == "execute_tool"
+    assert attrs[semconv.GEN_AI_TOOL_CALL_ID] == "call-1"
+    assert semconv.GEN_AI_TOOL_CALL_ARGUMENTS not in attrs  # content capture is off
+    assert exported.parent_name(exported.span("chat FakeListChatModel")) == "execute_tool lookup"
+    assert len(exported.points(semconv.METRIC_TOOL_DURATION)) == 1
+
+
+def test_a_call_outside_any_graph_is_traced_only(exported: Exported) -> None:
+    with llm_call(model="solo", provider="acme") as call:
+        call.chunk("a")
+    assert dict(exported.span("chat solo").attributes or {})[semconv.OUTCOME] == "completed"
+    assert stream_records(exported.logs.get_finished_logs()) == []
+
+
+def test_bad_input_is_refused_with_a_clear_error() -> None:
+    with pytest.raises(TypeError, match="model as a non-empty str"):
+        llm_call(model="", provider="acme")
+    with pytest.raises(TypeError, match="generator functions"):
+        stream_llm(model="m", provider="p")(lambda: None)
+    call = llm_call(model="m", provider="p")
+    with pytest.raises(TypeError, match="str tokens or message chunks, got int"):
+        call.chunk(3)
+    call.finish()
+    with pytest.raises(RuntimeError, match="after finish"):
+        call.chunk("late")
+
+
+async def test_async_generators_stream_tokens(exported: Exported) -> None:
+    @stream_llm(model="async-m", provider="acme")
+    async def generate() -> Any:
+        for token in ["p", "q"]:
+            yield token
+
+    async def node(state: Any) -> Any:
+        return {"messages": [AIMessage("".join([t async for t in generate()]))]}
+
+    chunks = [c async for c in _one_node(node).astream({"messages": []}, stream_mode="messages")]
+    assert [c[0].content for c in chunks[:3]] == ["p", "q", ""]
+    assert chunks[0][1]["langgraph_node"] == "llm"
+    assert dict(exported.span("chat async-m").attributes or {})[semconv.LLM_CHUNKS] == 3
