@@ -145,7 +145,9 @@ def test_node_outputs_ids_assigned_in_place_and_dedupe() -> None:
         def first(state: Any) -> Any:
             # echoed history is not re-emitted; a new message without id gets one;
             # message-like dicts and tuples are not messages
-            return {"messages": [state["messages"][0], AIMessage("fresh"), ("ai", "tuple"), {"role": "ai", "content": "d"}]}
+            return {
+                "messages": [state["messages"][0], AIMessage("fresh"), ("ai", "tuple"), {"role": "ai", "content": "d"}]
+            }
 
         def second(state: Any) -> Any:
             # a rebuilt message with a new id is emitted again
@@ -163,7 +165,9 @@ def test_node_outputs_ids_assigned_in_place_and_dedupe() -> None:
         graph.add_edge("second", "third")
         return graph.compile()
 
-    chunks, error = assert_same(build, {"messages": [HumanMessage("hi", id="h-1")]}, stream_mode=["messages", "updates"])
+    chunks, error = assert_same(
+        build, {"messages": [HumanMessage("hi", id="h-1")]}, stream_mode=["messages", "updates"]
+    )
     assert error is None
     kinds = [(c[0], c[1][0][0] if c[0] == "messages" else None) for c in chunks]
     assert kinds[:2] == [("messages", "<AIMessage>"), ("updates", None)]
@@ -243,7 +247,9 @@ def test_tool_calling_agent_tokens_inside_tools_and_tool_messages() -> None:
         AIMessage("", tool_calls=[_call("add", {"a": 1, "b": 2}, "call-1"), _call("add", {"a": 3, "b": 4}, "call-2")]),
         AIMessage("done"),
     ]
-    chunks, error = assert_same(_agent(responses), HISTORY, config=CONFIG, stream_mode=["messages", "updates", "values"])
+    chunks, error = assert_same(
+        _agent(responses), HISTORY, config=CONFIG, stream_mode=["messages", "updates", "values"]
+    )
     assert error is None
     assert any(c[0] == "messages" and c[1][1]["langgraph_node"] == "tools" for c in chunks)
 
@@ -257,7 +263,9 @@ def test_tool_errors_become_messages_or_fail_the_node() -> None:
     _, error = assert_same(_agent(responses), HISTORY, stream_mode=["messages", "updates"])
     assert error is not None and error[1] == "ValueError"
     # handle_tool_errors=True turns it into a message too
-    _, error = assert_same(_agent([*responses, AIMessage("end")], handle_tool_errors=True), HISTORY, stream_mode="updates")
+    _, error = assert_same(
+        _agent([*responses, AIMessage("end")], handle_tool_errors=True), HISTORY, stream_mode="updates"
+    )
     assert error is None
 
 

@@ -13,6 +13,8 @@ application saw::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from otelstream import integrations as _integrations  # noqa: F401 - lets LangChain see node configs
 from otelstream import stream as _stream  # noqa: F401 - installs the OTel-backed driver
 from otelstream._config import ExportOptions, configure, force_flush, shutdown
@@ -33,7 +35,6 @@ from otelstream.engine.graph import StateGraph
 from otelstream.engine.progress import progress_chunk, write_progress
 from otelstream.engine.runtime import get_config, get_stream_writer
 from otelstream.engine.types import END, START, Command, GraphOutput, RetryPolicy, Send, StreamMode, StreamWriter
-from otelstream.llm import LLMStream, llm_call, stream_llm
 from otelstream.errors import (
     EmptyInputError,
     ErrorCode,
@@ -42,6 +43,7 @@ from otelstream.errors import (
     InvalidUpdateError,
     OtelstreamError,
 )
+from otelstream.llm import LLMStream, llm_call, stream_llm
 from otelstream.telemetry.redact import Redactor
 
 __version__ = "0.1.0"
@@ -91,6 +93,9 @@ __all__ = [
     "tools_condition",
     "write_progress",
 ]
+
+if TYPE_CHECKING:
+    from otelstream.prebuilt import MessagesState, ToolNode, add_messages, tools_condition
 
 # the prebuilt agent pieces need LangChain (an optional extra): imported on first use
 _PREBUILT = frozenset(("MessagesState", "ToolNode", "add_messages", "tools_condition"))

@@ -165,7 +165,11 @@ class LLMStream:
         if self._finished:
             raise RuntimeError("llm_call(): chunk() after finish()")
         if isinstance(item, str):
-            message = self._make_chunk(item, tool_call_chunks=tool_call_chunks) if tool_call_chunks else self._make_chunk(item)
+            message = (
+                self._make_chunk(item, tool_call_chunks=tool_call_chunks)
+                if tool_call_chunks
+                else self._make_chunk(item)
+            )
             self.text += item
         elif is_message(item):
             message = item

@@ -25,7 +25,7 @@ from uuid import UUID
 
 from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
 from langchain_core.messages import BaseMessage
-from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, LLMResult
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, GenerationChunk, LLMResult
 from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
 
@@ -48,9 +48,7 @@ def _no_write(_: Any) -> None:
 
 def _as_parts(messages: list[list[BaseMessage]]) -> list[dict[str, Any]]:
     # the GenAI conventions' input message shape: role and text parts
-    return [
-        {"role": m.type, "parts": [{"type": "text", "content": m.content}]} for batch in messages for m in batch
-    ]
+    return [{"role": m.type, "parts": [{"type": "text", "content": m.content}]} for batch in messages for m in batch]
 
 
 def _model_name(serialized: dict[str, Any] | None, metadata: dict[str, Any], kwargs: dict[str, Any]) -> str:
@@ -133,11 +131,12 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
 
     def on_llm_new_token(
         self,
-        token: str,
+        token: str | list[str | dict[str, Any]],
         *,
-        chunk: ChatGenerationChunk | Any = None,
+        chunk: GenerationChunk | ChatGenerationChunk | None = None,
         run_id: UUID,
         parent_run_id: UUID | None = None,
+        tags: list[str] | None = None,
         **kwargs: Any,
     ) -> Any:
         """Emit the token's message chunk."""
@@ -221,7 +220,7 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
             tool.end(error=error)
 
 
-class _StreamingHandler(OtelstreamCallbackHandler, _StreamingCallbackHandler):
+class _StreamingHandler(OtelstreamCallbackHandler, _StreamingCallbackHandler[Any]):
     """The handler when a consumer streams ``messages``: chat models then stream internally."""
 
     def tap_output_aiter(self, run_id: UUID, output: AsyncIterator[T]) -> AsyncIterator[T]:

@@ -143,7 +143,7 @@ def _record_completion(call: LLMStream, completion: Any) -> None:
     state.finish(call)
 
 
-class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]  # wrapt's proxy is untyped
+class _SyncStream(wrapt.ObjectProxy[Any]):
     """The client's ``Stream``, recording each chunk; ends the call exactly once."""
 
     def __init__(self, stream: Any, call: LLMStream) -> None:
@@ -182,7 +182,7 @@ class _SyncStream(wrapt.ObjectProxy):  # type: ignore[misc]  # wrapt's proxy is 
         self.close()
 
 
-class _AsyncStream(wrapt.ObjectProxy):  # type: ignore[misc]  # wrapt's proxy is untyped
+class _AsyncStream(wrapt.ObjectProxy[Any]):
     """The client's ``AsyncStream``, recording each chunk; ends the call exactly once."""
 
     def __init__(self, stream: Any, call: LLMStream) -> None:
@@ -266,6 +266,7 @@ class OpenAIInstrumentor:
     _instrumented = False
 
     def __new__(cls) -> OpenAIInstrumentor:
+        """Return the one instance."""
         with cls._lock:
             if cls._instance is None:
                 cls._instance = super().__new__(cls)
@@ -303,7 +304,7 @@ class OpenAIInstrumentor:
             for target in _TARGETS:
                 owner_name, method = target.split(".")
                 owner = getattr(completions, owner_name)
-                wrapper = owner.__dict__[method]
-                if isinstance(wrapper, wrapt.ObjectProxy):
-                    setattr(owner, method, wrapper.__wrapped__)
+                original = getattr(owner.__dict__[method], "__wrapped__", None)
+                if original is not None:  # wrapt's FunctionWrapper keeps the original there
+                    setattr(owner, method, original)
             type(self)._instrumented = False

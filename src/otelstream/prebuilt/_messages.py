@@ -26,14 +26,15 @@ def _coerce(messages: list[Any]) -> list[Any]:
     # plain messages pass unchanged; dicts, tuples, strings and chunks become messages
     if all(issubclass(t, BaseMessage) and not issubclass(t, BaseMessageChunk) for t in set(map(type, messages))):
         return messages
-    return [
+    converted: list[Any] = [
         message_chunk_to_message(m) if isinstance(m, BaseMessageChunk) else m for m in convert_to_messages(messages)
     ]
+    return converted
 
 
-def _merge(left: Any, right: Any) -> list[Any]:
-    left = _coerce(left if isinstance(left, list) else [left])
-    right = _coerce(right if isinstance(right, list) else [right])
+def _merge(left_in: Any, right_in: Any) -> list[Any]:
+    left = _coerce(left_in if isinstance(left_in, list) else [left_in])
+    right = _coerce(right_in if isinstance(right_in, list) else [right_in])
     remove_all = None
     # ids are assigned in place, as LangGraph does: the caller's messages gain them too
     for message in left:
@@ -46,9 +47,9 @@ def _merge(left: Any, right: Any) -> list[Any]:
             remove_all = index
     if remove_all is not None:
         return right[remove_all + 1 :]
-    merged = left.copy()
+    merged: list[Any] = left.copy()
     by_id = {m.id: i for i, m in enumerate(merged)}
-    to_remove: set[str] = set()
+    to_remove: set[str | None] = set()
     for message in right:
         existing = by_id.get(message.id)
         if existing is not None:

@@ -29,8 +29,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from otelstream.engine.events import Outcome, RunInfo, StreamEvent, Task
 from otelstream.engine.types import StreamMode
-from otelstream.telemetry import semconv
 from otelstream.telemetry import messages as _messages
+from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
 from otelstream.telemetry.export import DROPS
