@@ -286,3 +286,22 @@ async def test_async_generators_stream_tokens(exported: Exported) -> None:
     assert [c[0].content for c in chunks[:3]] == ["p", "q", ""]
     assert chunks[0][1]["langgraph_node"] == "llm"
     assert dict(exported.span("chat async-m").attributes or {})[semconv.LLM_CHUNKS] == 3
+
+
+def test_the_agent_example_runs_offline() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, str(root / "examples" / "agent.py")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "The weather report says: Oslo: sunny, 21 degrees. Enjoy your day!" in result.stdout
+    assert "execute_tool get_weather     under invoke_node tools" in result.stdout
+    assert "chat scripted-1              under invoke_node agent" in result.stdout
