@@ -17,6 +17,7 @@ from langchain_core.language_models.fake_chat_models import (
     GenericFakeChatModel,
 )
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
 from tests.differential import Lib, assert_same, assert_same_async
@@ -332,3 +333,18 @@ async def test_async_nodes_stream_tokens() -> None:
 async def test_async_agent_with_sync_tools() -> None:
     responses = [AIMessage("", tool_calls=[_call("add", {"a": 1, "b": 2}, "call-1")]), AIMessage("done")]
     await assert_same_async(_agent(responses), HISTORY, stream_mode=["messages", "updates"], subgraphs=True)
+
+
+def test_node_passing_its_config_to_the_model() -> None:
+    def build(lib: Lib) -> Any:
+        model = _generic("with config")
+
+        def llm(state: Any, config: RunnableConfig) -> Any:
+            return {"messages": [model.invoke(state["messages"], config)]}
+
+        graph = lib.StateGraph(lib.MessagesState)
+        graph.add_node("llm", llm, metadata={"nm": 1})
+        graph.add_edge(lib.START, "llm")
+        return graph.compile()
+
+    assert_same(build, HISTORY, config=CONFIG, stream_mode=["messages", "updates"])

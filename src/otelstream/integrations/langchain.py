@@ -60,6 +60,21 @@ def _model_name(serialized: dict[str, Any] | None, metadata: dict[str, Any], kwa
     return name if isinstance(name, str) and name else "unknown"
 
 
+def _with_checkpoint_ns(metadata: dict[str, Any], task: Task) -> dict[str, Any]:
+    # LangChain copies configurable["checkpoint_ns"] into a run's metadata, after the config's
+    # metadata and before the model's ls_* keys; a node that passes its own config to a model
+    # hands over otelstream's task config, which has no checkpoint_ns: add it where it goes
+    if "checkpoint_ns" in metadata:
+        return metadata
+    out: dict[str, Any] = {}
+    for key, value in metadata.items():
+        if key == "ls_provider":
+            out["checkpoint_ns"] = task.checkpoint_ns
+        out[key] = value
+    out.setdefault("checkpoint_ns", task.checkpoint_ns)
+    return out
+
+
 def _finish_reasons(generation: ChatGeneration) -> list[str]:
     info = generation.generation_info or {}
     meta = generation.message.response_metadata or {}
@@ -111,7 +126,7 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
     ) -> Any:
         """Start the call's span; pick the consumers its tokens go to."""
         with handle_internal_errors("starting a LangChain chat model span"):
-            meta = dict(metadata or {})
+            meta = _with_checkpoint_ns(dict(metadata or {}), self._ctx.task)
             targets = []
             if not tags or _NOSTREAM not in tags:
                 targets = self._observer.targets_for(self._ctx.run.namespace, "messages")
