@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import langgraph.checkpoint.memory
 import langgraph.config
 import langgraph.graph
 import langgraph.graph.message
@@ -35,6 +36,7 @@ __all__ = [
     "assert_same_async",
     "assert_same_invoke",
     "build_error_at",
+    "compare",
     "invoke",
     "normalize",
     "run",
@@ -55,6 +57,8 @@ class Lib:
     RetryPolicy: Any
     get_stream_writer: Callable[[], Callable[[Any], None]]
     StreamWriter: Any
+    interrupt: Callable[[Any], Any]
+    InMemorySaver: Any
     # the prebuilt agent pieces (LangChain messages and tools)
     MessagesState: Any = None
     add_messages: Any = None
@@ -75,6 +79,8 @@ OTEL = Lib(
     RetryPolicy=otelstream.RetryPolicy,
     get_stream_writer=otelstream.get_stream_writer,
     StreamWriter=otelstream.StreamWriter,
+    interrupt=otelstream.interrupt,
+    InMemorySaver=otelstream.InMemorySaver,
     MessagesState=otelstream.MessagesState,
     add_messages=otelstream.add_messages,
     ToolNode=otelstream.ToolNode,
@@ -90,6 +96,8 @@ LANGGRAPH = Lib(
     RetryPolicy=langgraph.types.RetryPolicy,
     get_stream_writer=langgraph.config.get_stream_writer,
     StreamWriter=langgraph.types.StreamWriter,
+    interrupt=langgraph.types.interrupt,
+    InMemorySaver=langgraph.checkpoint.memory.InMemorySaver,
     MessagesState=langgraph.graph.message.MessagesState,
     add_messages=langgraph.graph.message.add_messages,
     ToolNode=langgraph.prebuilt.ToolNode,
@@ -149,7 +157,8 @@ def invoke(lib: Lib, build: Build, input: Any, **kwargs: Any) -> Result:
 
 # --- normalisation ----------------------------------------------------------------------
 
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|\b[0-9a-f]{32}\b")
+_TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+\+00:00$")
 _DEBUG_KEYS = {"step", "timestamp", "type", "payload"}
 
 
@@ -171,6 +180,8 @@ class _Normalizer:
 
     def __call__(self, obj: Any) -> Any:
         if isinstance(obj, str):
+            if _TIMESTAMP.match(obj):
+                return "<timestamp>"
             return _UUID.sub(self._id, obj)
         if isinstance(obj, BaseException):
             notes = getattr(obj, "__notes__", [])
@@ -204,6 +215,11 @@ def normalize(result: Result, *, numbered: bool = True) -> tuple[list[Any], Any]
     """
     norm = _Normalizer(numbered)
     return norm(result.chunks), norm(result.error) if result.error is not None else None
+
+
+def compare(results: dict[str, Result]) -> tuple[list[Any], Any]:
+    """Assert both engines' results are the same once normalised; return ours, normalised."""
+    return _compare(results)
 
 
 def _compare(results: dict[str, Result]) -> tuple[list[Any], Any]:

@@ -27,17 +27,33 @@ from otelstream._replay import (
     RunSummary,
     TruncatedPayload,
     replay,
+    replay_thread,
     runs,
 )
+from otelstream.checkpoint import BaseCheckpointSaver, InMemorySaver, SqliteSaver
 from otelstream.consumer.output import InvalidStreamArgumentError
 from otelstream.engine.compiled import CompiledStateGraph
 from otelstream.engine.graph import StateGraph
+from otelstream.engine.interrupts import interrupt
+from otelstream.engine.persistence import PregelTask, StateSnapshot
 from otelstream.engine.progress import progress_chunk, write_progress
 from otelstream.engine.runtime import get_config, get_stream_writer
-from otelstream.engine.types import END, START, Command, GraphOutput, RetryPolicy, Send, StreamMode, StreamWriter
+from otelstream.engine.types import (
+    END,
+    START,
+    Command,
+    GraphOutput,
+    Interrupt,
+    RetryPolicy,
+    Send,
+    StreamMode,
+    StreamWriter,
+)
 from otelstream.errors import (
+    CheckpointError,
     EmptyInputError,
     ErrorCode,
+    GraphInterrupt,
     GraphRecursionError,
     InvalidGraphError,
     InvalidUpdateError,
@@ -51,14 +67,19 @@ __version__ = "0.1.0"
 __all__ = [
     "END",
     "START",
+    "BaseCheckpointSaver",
+    "CheckpointError",
     "Command",
     "CompiledStateGraph",
     "EmptyInputError",
     "ErrorCode",
     "ExportOptions",
     "Gap",
+    "GraphInterrupt",
     "GraphOutput",
+    "InMemorySaver",
     "IncompleteStreamError",
+    "Interrupt",
     "GraphRecursionError",
     "InvalidGraphError",
     "InvalidStreamArgumentError",
@@ -66,6 +87,7 @@ __all__ = [
     "LLMStream",
     "MessagesState",
     "OtelstreamError",
+    "PregelTask",
     "Redactor",
     "Replay",
     "ReplayError",
@@ -73,7 +95,9 @@ __all__ = [
     "RetryPolicy",
     "RunSummary",
     "Send",
+    "SqliteSaver",
     "StateGraph",
+    "StateSnapshot",
     "StreamMode",
     "StreamWriter",
     "ToolNode",
@@ -84,9 +108,11 @@ __all__ = [
     "force_flush",
     "get_config",
     "get_stream_writer",
+    "interrupt",
     "llm_call",
     "progress_chunk",
     "replay",
+    "replay_thread",
     "runs",
     "shutdown",
     "stream_llm",

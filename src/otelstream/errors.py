@@ -9,10 +9,13 @@ catches them unchanged.
 from __future__ import annotations
 
 from enum import Enum
+from typing import Any
 
 __all__ = [
+    "CheckpointError",
     "EmptyInputError",
     "ErrorCode",
+    "GraphInterrupt",
     "GraphRecursionError",
     "InvalidGraphError",
     "InvalidUpdateError",
@@ -33,6 +36,7 @@ class ErrorCode(str, Enum):
     INVALID_GRAPH_NODE_RETURN_VALUE = "INVALID_GRAPH_NODE_RETURN_VALUE"
     GRAPH_RECURSION_LIMIT = "GRAPH_RECURSION_LIMIT"
     INVALID_SEND = "INVALID_SEND"
+    INVALID_CHECKPOINT = "INVALID_CHECKPOINT"
 
 
 class OtelstreamError(Exception):
@@ -75,3 +79,28 @@ class EmptyInputError(OtelstreamError):
     """The graph was started with no input."""
 
     code = ErrorCode.INVALID_STREAM_ARGUMENT
+
+
+class GraphInterrupt(Exception):  # LangGraph's name (no "Error"), caught by ported code
+    """Raised inside a node by ``interrupt()``: the run pauses; it is not an error.
+
+    The engine catches it: the run ends with the interrupts in its stream, and a
+    checkpointer keeps the thread ready to resume with ``Command(resume=...)``.
+
+    Attributes:
+        interrupts: The interrupts that paused the task.
+    """
+
+    def __init__(self, interrupts: tuple[Any, ...] = ()) -> None:
+        """Carry ``interrupts`` (:class:`~otelstream.Interrupt` values) to the engine."""
+        super().__init__(interrupts)
+        self.interrupts = tuple(interrupts)
+
+
+class CheckpointError(OtelstreamError, ValueError):
+    """A checkpointer cannot be used as configured, or holds a checkpoint it cannot read.
+
+    It subclasses ``ValueError`` because LangGraph raises ``ValueError`` for a missing thread id.
+    """
+
+    code = ErrorCode.INVALID_CHECKPOINT

@@ -30,6 +30,7 @@ from otelstream.engine.loop import DEFAULT_RECURSION_LIMIT, RunLoop
 from otelstream.engine.runner import AsyncWaker, SyncStepRunner, ThreadWaker, arun_step
 from otelstream.engine.runtime import TaskContext, current_task_context
 from otelstream.engine.schema import coerce_to_schema, is_model_schema
+from otelstream.errors import GraphInterrupt
 from otelstream.telemetry.emit import StreamTarget, TelemetryObserver
 
 __all__ = ["Driver"]
@@ -65,9 +66,13 @@ class _StreamRequest:
     tagged: bool
     subgraphs: bool
     formatter: Callable[[Chunk], Any]
+    interrupt_before: Any = None
+    interrupt_after: Any = None
 
 
-def _prepare(graph: CompiledStateGraph, config: Any, stream_mode: Any, subgraphs: bool, version: str) -> _StreamRequest:
+def _prepare(
+    graph: CompiledStateGraph, config: Any, stream_mode: Any, subgraphs: bool, version: str, options: dict[str, Any]
+) -> _StreamRequest:
     # validated when stream()/astream() is called, before anything runs
     default = "values" if current_task_context() is not None else graph.stream_mode
     return _StreamRequest(
@@ -76,7 +81,22 @@ def _prepare(graph: CompiledStateGraph, config: Any, stream_mode: Any, subgraphs
         tagged=isinstance(stream_mode, list),
         subgraphs=bool(subgraphs),
         formatter=make_formatter(stream_mode, subgraphs, version, _values_coercer(graph)),
+        interrupt_before=options.get("interrupt_before"),
+        interrupt_after=options.get("interrupt_after"),
     )
+
+
+def _ended(state: _Run) -> Outcome:
+    """Return how a run that raised nothing ended; a paused nested run pauses its caller.
+
+    Raises:
+        GraphInterrupt: a graph run inside a node paused (LangGraph re-raises it there).
+    """
+    if not state.loop.interrupted:
+        return "completed"
+    if state.parent is not None:
+        raise GraphInterrupt(tuple(state.loop.interrupts))
+    return "interrupted"
 
 
 def _outcome_of(error: BaseException) -> Outcome:
@@ -84,6 +104,8 @@ def _outcome_of(error: BaseException) -> Outcome:
         return "abandoned"
     if isinstance(error, (asyncio.CancelledError, KeyboardInterrupt)):
         return "cancelled"
+    if isinstance(error, GraphInterrupt):
+        return "interrupted"
     return "failed"
 
 
@@ -133,8 +155,33 @@ class _Run:
             parent_task=parent.task if parent is not None else None,
             config=config,
         )
-        self.loop = RunLoop(graph, self.run, observer, recursion_limit=config["recursion_limit"])
+        # nested runs keep no checkpoints of their own: a resume re-runs them from their start
+        breakpoints = request if request is not None and parent is None else None
+        try:
+            self.loop = self._new_loop(graph, config, observer, parent, breakpoints)
+        except BaseException:
+            if self.channel is not None:
+                router().close(self.channel.run_id)
+            raise
         self.live = request is not None and (bool(_LIVE_MODES.intersection(request.modes)) or request.subgraphs)
+
+    def _new_loop(
+        self,
+        graph: CompiledStateGraph,
+        config: dict[str, Any],
+        observer: TelemetryObserver,
+        parent: TaskContext | None,
+        breakpoints: _StreamRequest | None,
+    ) -> RunLoop:
+        return RunLoop(
+            graph,
+            self.run,
+            observer,
+            recursion_limit=config["recursion_limit"],
+            checkpointer=graph.checkpointer if parent is None else None,
+            interrupt_before=_pick(breakpoints and breakpoints.interrupt_before, graph.interrupt_before),
+            interrupt_after=_pick(breakpoints and breakpoints.interrupt_after, graph.interrupt_after),
+        )
 
     def drain_all(self) -> list[Any]:
         """Return every chunk left once the run is over (the loop emits nothing more)."""
@@ -154,6 +201,13 @@ class _Run:
         self.observer.run_ended(self.run, outcome, error)
         if self.channel is not None:
             router().close(self.channel.run_id)
+
+
+def _pick(given: Any, compiled: Any) -> Any:
+    # breakpoints passed to stream() replace the compiled ones, as in LangGraph
+    if given is None:
+        return compiled
+    return given if given == "*" else [given] if isinstance(given, str) else list(given)
 
 
 def _child_namespace(parent: TaskContext) -> tuple[str, ...]:
@@ -184,7 +238,7 @@ class Driver:
         Raises:
             InvalidStreamArgumentError: an unknown mode or version, or a malformed config.
         """
-        return self._stream(graph, input, _prepare(graph, config, stream_mode, subgraphs, version))
+        return self._stream(graph, input, _prepare(graph, config, stream_mode, subgraphs, version, _langgraph_only))
 
     def _stream(self, graph: CompiledStateGraph, input: Any, request: _StreamRequest) -> Generator[Any, None, None]:
         waker = ThreadWaker()
@@ -218,6 +272,7 @@ class Driver:
                 raise
             for chunk in state.drain_all():
                 yield formatter(chunk)
+            outcome = _ended(state)
         except BaseException as exc:
             outcome, error = _outcome_of(exc), exc
             raise
@@ -238,7 +293,7 @@ class Driver:
         **_langgraph_only: Any,
     ) -> AsyncGenerator[Any, None]:
         """Async version of :meth:`stream`; the arguments are validated at the call too."""
-        return self._astream(graph, input, _prepare(graph, config, stream_mode, subgraphs, version))
+        return self._astream(graph, input, _prepare(graph, config, stream_mode, subgraphs, version, _langgraph_only))
 
     async def _astream(
         self, graph: CompiledStateGraph, input: Any, request: _StreamRequest
@@ -272,6 +327,7 @@ class Driver:
                 raise
             for chunk in state.drain_all():
                 yield formatter(chunk)
+            outcome = _ended(state)
         except BaseException as exc:
             outcome, error = _outcome_of(exc), exc
             raise
@@ -290,12 +346,13 @@ class Driver:
                 for _ in runner.run_step(loop, None, live=False):
                     pass
                 loop.after_tick()
+            outcome = _ended(state)
         except BaseException as exc:
             state.close(_outcome_of(exc), exc)
             raise
         finally:
             runner.close()
-        state.close("completed", None)
+        state.close(outcome, None)
         return loop.topology.read_values(loop.channels, loop.topology.output_keys)
 
     async def ainvoke_nested(self, graph: CompiledStateGraph, input: Any, config: Any) -> Any:
@@ -309,10 +366,11 @@ class Driver:
                 async for _ in arun_step(loop, None):
                     pass
                 loop.after_tick()
+            outcome = _ended(state)
         except BaseException as exc:
             state.close(_outcome_of(exc), exc)
             raise
-        state.close("completed", None)
+        state.close(outcome, None)
         return loop.topology.read_values(loop.channels, loop.topology.output_keys)
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "RunSummary",
     "TruncatedPayload",
     "replay",
+    "replay_thread",
     "runs",
 ]
 
@@ -89,6 +90,8 @@ class RunSummary:
     tagged: bool | None
     event_count: int | None
     received: int
+    thread_id: str | None = None
+    first_chunk_ns: int | None = None
 
     @property
     def missing(self) -> int | None:
@@ -127,18 +130,51 @@ def _summaries(telemetry: Telemetry) -> dict[str, RunSummary]:
             tagged=span.tagged if span is not None else (end.tagged if end else None),
             event_count=end.event_count if end is not None else None,
             received=len({c.seq for c in chunks}),
+            thread_id=(span.thread_id if span is not None else None) or (end.thread_id if end else None),
+            first_chunk_ns=min((c.timestamp for c in chunks if c.timestamp), default=None),
         )
     return out
 
 
-def runs(source: Any, *, project: str = "default") -> list[RunSummary]:
-    """List the streamed runs ``source`` holds, oldest first.
+def runs(source: Any, *, thread_id: str | None = None, project: str = "default") -> list[RunSummary]:
+    """List the streamed runs ``source`` holds, oldest first; only one thread's if given.
 
     Raises:
         ReplaySourceError: ``source`` cannot be read.
     """
     summaries = _summaries(load(source, project=project))
-    return sorted(summaries.values(), key=lambda r: (r.start is None, r.start or datetime.datetime.min))
+    found = [r for r in summaries.values() if thread_id is None or r.thread_id == str(thread_id)]
+    return sorted(found, key=_started)
+
+
+def _started(run: RunSummary) -> tuple[bool, float]:
+    # the run span's start; without it, the first chunk the source holds
+    if run.start is not None:
+        return False, run.start.timestamp()
+    if run.first_chunk_ns is not None:
+        return False, run.first_chunk_ns / 1e9
+    return True, 0.0
+
+
+def replay_thread(source: Any, thread_id: str, *, project: str = "default", **options: Any) -> list[Replay]:
+    """Rebuild the stream of every run of a thread, in the order the runs started.
+
+    A human-in-the-loop thread is several runs: the one that stopped at an interrupt, then
+    each resume. ``options`` are :func:`replay`'s (``stream_mode``, ``subgraphs``, ...).
+
+    Raises:
+        ReplaySourceError: ``source`` cannot be read.
+        ReplayError: the source holds no run of ``thread_id``.
+    """
+    telemetry = load(source, project=project)
+    summaries = _summaries(telemetry)
+    found = sorted((r for r in summaries.values() if r.thread_id == str(thread_id)), key=_started)
+    if not found:
+        raise ReplayError(
+            f"no run of thread {thread_id} in this source: its runs were sampled out, not exported yet, "
+            "or ran without a checkpointer thread_id"
+        )
+    return [_replay_loaded(telemetry, summaries, run.run_id, **options) for run in found]
 
 
 class Replay:
@@ -246,7 +282,27 @@ def replay(
         ReplayError: the run is not in the source, or it did not stream what is asked.
     """
     telemetry = load(source, project=project)
-    summaries = _summaries(telemetry)
+    return _replay_loaded(
+        telemetry,
+        _summaries(telemetry),
+        run_id,
+        stream_mode=stream_mode,
+        subgraphs=subgraphs,
+        version=version,
+        strict=strict,
+    )
+
+
+def _replay_loaded(
+    telemetry: Telemetry,
+    summaries: dict[str, RunSummary],
+    run_id: str | None,
+    *,
+    stream_mode: Any = None,
+    subgraphs: bool = False,
+    version: str = "v1",
+    strict: bool = False,
+) -> Replay:
     if run_id is None:
         if len(summaries) != 1:
             listed = ", ".join(f"{r.run_id} ({r.graph})" for r in summaries.values()) or "none"

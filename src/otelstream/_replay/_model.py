@@ -37,6 +37,7 @@ class RunEnd:
     stream_modes: tuple[str, ...] | None
     tagged: bool | None
     subgraphs: bool | None
+    thread_id: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -52,6 +53,7 @@ class RunSpan:
     stream_modes: tuple[str, ...] | None
     tagged: bool | None
     subgraphs: bool | None
+    thread_id: str | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -78,6 +80,7 @@ class Telemetry:
                     stream_modes=_modes(modes),
                     tagged=_optional_bool(attributes.get(semconv.MODES_TAGGED)),
                     subgraphs=_optional_bool(attributes.get(semconv.SUBGRAPHS)),
+                    thread_id=_optional_str(attributes.get(semconv.GEN_AI_CONVERSATION_ID)),
                 )
                 return
             mode = name[len(semconv.EVENT_PREFIX) :]
@@ -135,6 +138,7 @@ class Telemetry:
             stream_modes=_modes(modes),
             tagged=_optional_bool(attributes.get(semconv.MODES_TAGGED)),
             subgraphs=_optional_bool(subgraphs),
+            thread_id=_optional_str(attributes.get(semconv.GEN_AI_CONVERSATION_ID)),
         )
 
 
@@ -152,3 +156,7 @@ def _modes(value: Any) -> tuple[str, ...] | None:
 
 def _optional_bool(value: Any) -> bool | None:
     return None if value is None else bool(value)
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)

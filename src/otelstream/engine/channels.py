@@ -21,6 +21,7 @@ from typing import Any
 from otelstream.errors import ErrorCode, InvalidUpdateError
 
 __all__ = [
+    "MISSING",
     "TROUBLESHOOTING_URL",
     "BaseChannel",
     "BinaryOperatorAggregate",
@@ -46,6 +47,8 @@ class EmptyChannelError(Exception):
 
 
 _MISSING: Any = object()
+MISSING: Any = _MISSING
+"""What :meth:`BaseChannel.checkpoint` returns for an empty channel."""
 
 
 class BaseChannel:
@@ -83,6 +86,14 @@ class BaseChannel:
     def consume(self) -> bool:
         """Mark the value as consumed by a triggered node; return whether it changed."""
         return False
+
+    def checkpoint(self) -> Any:
+        """Return what a checkpoint keeps of the channel (:data:`MISSING` when empty)."""
+        return self.value
+
+    def restore(self, saved: Any) -> None:
+        """Set the channel to what :meth:`checkpoint` returned."""
+        self.value = saved
 
 
 class LastValue(BaseChannel):
@@ -205,6 +216,14 @@ class NamedBarrierValue(BaseChannel):
         before = self.seen
         self.seen = before | frozenset(v for v in values if v in self.names)
         return self.seen != before
+
+    def checkpoint(self) -> Any:
+        """Return the names seen so far."""
+        return sorted(self.seen) if self.seen else _MISSING
+
+    def restore(self, saved: Any) -> None:
+        """Set the names seen so far."""
+        self.seen = frozenset(saved) if saved is not _MISSING else frozenset()
 
     def consume(self) -> bool:
         """Reset the barrier after the joined node ran."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import AsyncGenerator, Generator, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from otelstream.engine.channels import BaseChannel, EphemeralValue, NamedBarrierValue, Topic
@@ -25,7 +25,10 @@ from otelstream.engine.types import END, START, GraphOutput
 from otelstream.errors import ErrorCode, InvalidGraphError
 
 if TYPE_CHECKING:
+    from otelstream.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
     from otelstream.engine.graph import StateGraph
+    from otelstream.engine.loop import RunLoop
+    from otelstream.engine.persistence import StateSnapshot
 
 __all__ = ["TASKS", "TASK_ID_KEY", "CompiledStateGraph", "StreamDriver", "Topology", "set_stream_driver"]
 
@@ -171,11 +174,68 @@ class CompiledStateGraph:
     # the keys "values" and "updates" chunks show; None for every state key
     stream_output_keys: str | list[str] | None = None
 
-    def __init__(self, builder: StateGraph[Any], *, name: str) -> None:
+    def __init__(
+        self,
+        builder: StateGraph[Any],
+        *,
+        name: str,
+        checkpointer: BaseCheckpointSaver | None = None,
+        interrupt_before: list[str] | str = (),  # type: ignore[assignment]
+        interrupt_after: list[str] | str = (),  # type: ignore[assignment]
+    ) -> None:
         """Compile ``builder`` (use ``StateGraph.compile()`` rather than this)."""
         self.builder = builder
         self.name = name
         self.topology = build_topology(builder, name)
+        self.checkpointer = checkpointer
+        self.interrupt_before = interrupt_before
+        self.interrupt_after = interrupt_after
+
+    def get_state(self, config: dict[str, Any]) -> StateSnapshot:
+        """Return the thread's state at its latest checkpoint (or the one ``config`` names).
+
+        Raises:
+            ValueError: the graph has no checkpointer (LangGraph's message).
+            CheckpointError: the config names no thread.
+        """
+        from otelstream.engine.persistence import StateSnapshot
+
+        loop = self._reader(config)
+        snapshot = loop.snapshot()
+        if snapshot is None:
+            return StateSnapshot({}, (), config, None, None, None, (), ())
+        return snapshot
+
+    def get_state_history(
+        self, config: dict[str, Any], *, before: dict[str, Any] | None = None, limit: int | None = None
+    ) -> Iterator[StateSnapshot]:
+        """Yield the thread's states, newest checkpoint first.
+
+        Raises:
+            ValueError: the graph has no checkpointer (LangGraph's message).
+        """
+        saver = self._saver()
+        for saved in saver.list(config, before=before, limit=limit):
+            yield self._reader(saved.config, saved).snapshot(apply_pending=False)  # type: ignore[misc]
+
+    def _saver(self) -> BaseCheckpointSaver:
+        if self.checkpointer is None:
+            raise ValueError("No checkpointer set")
+        return self.checkpointer
+
+    def _reader(self, config: dict[str, Any], saved: CheckpointTuple | None = None) -> RunLoop:
+        # a loop that loads the checkpoint and plans the next tasks, without running them
+        from otelstream.engine.events import NullObserver, RunInfo
+        from otelstream.engine.loop import RunLoop
+        from otelstream.engine.persistence import Persistence
+
+        saver = self._saver()
+        run = RunInfo(run_id="get_state", graph_name=self.name, namespace=(), parent_task=None, config=config)
+        loop = RunLoop(self, run, NullObserver())
+        loop.persistence = Persistence(saver, config, self.topology.fields, saved)
+        if loop.persistence.saved is not None:
+            loop.persistence.restore(loop)
+        return loop
 
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name!r} nodes={list(self.topology.nodes)}>"
@@ -280,10 +340,10 @@ class CompiledStateGraph:
         if stream_mode == "values":
             if current_task_context() is not None and version == "v1":
                 return _driver().invoke_nested(graph, input, call_config(config))
-            last: Any = None
+            collected = _Collected(version)
             for chunk in graph.stream(input, config, stream_mode=["values"], version=version, **kwargs):
-                last = chunk["data"] if version == "v2" else chunk[1]
-            return GraphOutput(value=last) if version == "v2" else last
+                collected.add(chunk)
+            return collected.output()
         return list(graph.stream(input, config, stream_mode=stream_mode, version=version, **kwargs))
 
     async def ainvoke(
@@ -301,10 +361,10 @@ class CompiledStateGraph:
         if stream_mode == "values":
             if current_task_context() is not None and version == "v1":
                 return await _driver().ainvoke_nested(graph, input, call_config(config))
-            last: Any = None
+            collected = _Collected(version)
             async for chunk in graph.astream(input, config, stream_mode=["values"], version=version, **kwargs):
-                last = chunk["data"] if version == "v2" else chunk[1]
-            return GraphOutput(value=last) if version == "v2" else last
+                collected.add(chunk)
+            return collected.output()
         return [c async for c in graph.astream(input, config, stream_mode=stream_mode, version=version, **kwargs)]
 
     def with_config(self, config: dict[str, Any] | None = None, **kwargs: Any) -> CompiledStateGraph:
@@ -313,6 +373,32 @@ class CompiledStateGraph:
         bound.__dict__.update(self.__dict__)
         bound.__dict__["_bound_config"] = {**getattr(self, "_bound_config", {}), **(config or {}), **kwargs}
         return bound
+
+
+class _Collected:
+    """What ``invoke()`` returns: the last values chunk, with the run's interrupts."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.last: Any = None
+        self.interrupts: list[Any] = []
+
+    def add(self, chunk: Any) -> None:
+        if self.version == "v2":
+            self.last = chunk["data"]
+            self.interrupts.extend(chunk.get("interrupts", ()))
+            return
+        self.last = chunk[1]
+        if isinstance(self.last, dict) and "__interrupt__" in self.last:
+            self.interrupts.extend(self.last["__interrupt__"])
+
+    def output(self) -> Any:
+        if self.version == "v2":
+            return GraphOutput(value=self.last, interrupts=tuple(self.interrupts))
+        if self.interrupts and isinstance(self.last, dict):
+            # LangGraph's shape: the interrupts as a list (stream chunks carry a tuple)
+            return {**self.last, "__interrupt__": self.interrupts}
+        return self.last
 
 
 def call_config(config: Any) -> Any:

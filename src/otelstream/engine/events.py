@@ -7,6 +7,7 @@ event into an OpenTelemetry record; ``stream()`` is fed from those records.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -17,7 +18,7 @@ from otelstream.engine.types import StreamMode
 if TYPE_CHECKING:
     from otelstream.engine.graph import NodeSpec
 
-__all__ = ["Outcome", "RunInfo", "RunObserver", "StreamEvent", "Task"]
+__all__ = ["NullObserver", "Outcome", "RunInfo", "RunObserver", "StreamEvent", "Task"]
 
 Outcome = Literal["completed", "abandoned", "cancelled", "failed", "interrupted"]
 """How a run ended: as the telemetry's ``otelstream.outcome`` attribute reports it."""
@@ -57,6 +58,12 @@ class Task:
     config: dict[str, Any]
     writes: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
     error: BaseException | None = None
+    # the interrupts the task paused with (it ran, but did not finish)
+    interrupts: tuple[Any, ...] = ()
+    # the task finished before a resume: its saved writes are reused, it does not run again
+    cached: bool = False
+    # what interrupt() calls inside the task return (an engine.interrupts.InterruptScope)
+    interrupt_scope: Any = None
     # what the observer attaches to the task (its span); opaque to the engine
     handle: Any = None
 
@@ -75,6 +82,9 @@ class RunInfo:
     namespace: tuple[str, ...]
     parent_task: Task | None
     config: dict[str, Any]
+    # the run that last wrote the thread's checkpoint, when this run continues a thread:
+    # what the observer's trace_reference() returned for it
+    previous_trace: dict[str, str] | None = None
     handle: Any = None
 
 
@@ -117,3 +127,42 @@ class RunObserver(Protocol):
     def writer_for(self, run: RunInfo, task: Task) -> Callable[[Any], None]:
         """Return the ``custom`` stream writer for code running in ``task``."""
         ...
+
+    def trace_reference(self, run: RunInfo) -> dict[str, str] | None:
+        """Return how to find ``run`` in telemetry later, kept in the checkpoints it writes."""
+        ...
+
+
+class NullObserver:
+    """An observer that wants nothing: for reading a thread's state without running it."""
+
+    def wants(self, namespace: tuple[str, ...], mode: StreamMode) -> bool:
+        """Return False: nobody consumes chunks."""
+        return False
+
+    def emit(self, event: StreamEvent, run: RunInfo, task: Task | None) -> None:
+        """Drop the chunk."""
+
+    def run_started(self, run: RunInfo) -> None:
+        """Ignore the run."""
+
+    def run_ended(self, run: RunInfo, outcome: Outcome, error: BaseException | None) -> None:
+        """Ignore the run."""
+
+    def task_scope(self, task: Task, run: RunInfo) -> AbstractContextManager[None]:
+        """Return a scope that does nothing."""
+        return contextlib.nullcontext()
+
+    def node_returned(self, task: Task, run: RunInfo, result: Any) -> None:
+        """Ignore what the node returned."""
+
+    def task_ended(self, task: Task, error: BaseException | None) -> None:
+        """Ignore the task."""
+
+    def writer_for(self, run: RunInfo, task: Task) -> Callable[[Any], None]:
+        """Return a writer that drops chunks."""
+        return lambda _chunk: None
+
+    def trace_reference(self, run: RunInfo) -> dict[str, str] | None:
+        """Return None: nothing is traced."""
+        return None

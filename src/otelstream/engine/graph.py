@@ -18,6 +18,7 @@ from otelstream.engine.types import END, START, RetryPolicy
 from otelstream.errors import ErrorCode, InvalidGraphError
 
 if TYPE_CHECKING:
+    from otelstream.checkpoint.base import BaseCheckpointSaver
     from otelstream.engine.compiled import CompiledStateGraph
 
 __all__ = ["BranchSpec", "NodeSpec", "StateGraph"]
@@ -427,10 +428,23 @@ class StateGraph(Generic[StateT]):
             if target not in self.nodes and target != END:
                 raise InvalidGraphError(f"Found edge ending at unknown node `{target}`", code=ErrorCode.INVALID_EDGE)
 
-    def compile(self, *, name: str | None = None) -> CompiledStateGraph:
+    def compile(
+        self,
+        checkpointer: BaseCheckpointSaver | None = None,
+        *,
+        interrupt_before: Sequence[str] | str | None = None,
+        interrupt_after: Sequence[str] | str | None = None,
+        name: str | None = None,
+    ) -> CompiledStateGraph:
         """Validate the graph and return a runnable, streamable graph.
 
         Args:
+            checkpointer: Where runs keep their state between supersteps
+                (:class:`~otelstream.InMemorySaver`, :class:`~otelstream.SqliteSaver`):
+                enables threads, ``get_state()``, interrupts that can be resumed, and
+                the ``"checkpoints"`` mode.
+            interrupt_before: Nodes to pause before (``"*"`` for every node).
+            interrupt_after: Nodes to pause after (``"*"`` for every node).
             name: The graph's name in telemetry and namespaces (default ``"LangGraph"``,
                 LangGraph's own default).
 
@@ -438,10 +452,35 @@ class StateGraph(Generic[StateT]):
             The compiled graph.
 
         Raises:
-            InvalidGraphError: the graph is invalid (see :meth:`validate`).
+            InvalidGraphError: the graph is invalid (see :meth:`validate`), a breakpoint
+                names an unknown node, or ``checkpointer`` is not a checkpointer.
         """
+        from otelstream.checkpoint.base import BaseCheckpointSaver
         from otelstream.engine.compiled import CompiledStateGraph
 
         self.validate()
+        if checkpointer is not None and not isinstance(checkpointer, BaseCheckpointSaver):
+            raise InvalidGraphError(
+                f"checkpointer must be a checkpointer such as InMemorySaver or SqliteSaver, "
+                f"got {type(checkpointer).__name__}"
+            )
+        for nodes in (interrupt_before, interrupt_after):
+            for node in () if nodes is None or nodes == "*" else [nodes] if isinstance(nodes, str) else nodes:
+                if node not in self.nodes:
+                    raise InvalidGraphError(f"Interrupt node `{node}` not found", code=ErrorCode.INVALID_NODE)
         self.compiled = True
-        return CompiledStateGraph(self, name=name or "LangGraph")
+        return CompiledStateGraph(
+            self,
+            name=name or "LangGraph",
+            checkpointer=checkpointer,
+            interrupt_before=_breakpoints(interrupt_before),
+            interrupt_after=_breakpoints(interrupt_after),
+        )
+
+
+def _breakpoints(nodes: Sequence[str] | str | None) -> list[str] | str:
+    if nodes is None:
+        return []
+    if nodes == "*":
+        return "*"
+    return [nodes] if isinstance(nodes, str) else list(nodes)

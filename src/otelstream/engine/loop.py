@@ -22,13 +22,22 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from otelstream.engine.channels import BaseChannel, troubleshooting
-from otelstream.engine.compiled import PULL, PUSH, TASK_ID_KEY, TASKS, CompiledStateGraph, branch_channel
+from otelstream.checkpoint.base import ERROR, INTERRUPT, RESUME, BaseCheckpointSaver
+from otelstream.engine.channels import MISSING, BaseChannel, troubleshooting
+from otelstream.engine.compiled import PULL, PUSH, TASK_ID_KEY, TASKS, CompiledStateGraph
 from otelstream.engine.events import RunInfo, RunObserver, StreamEvent, Task
-from otelstream.engine.graph import BranchSpec
-from otelstream.engine.schema import updates_from_object
-from otelstream.engine.types import END, START, Command, Send, StreamMode
-from otelstream.errors import ErrorCode, GraphRecursionError, InvalidUpdateError
+from otelstream.engine.interrupts import InterruptScope, PendingResume, mark_breakpoint, should_interrupt
+from otelstream.engine.persistence import Persistence, StateSnapshot, task_id_for
+from otelstream.engine.types import START, Command, Interrupt, StreamMode
+from otelstream.engine.writes import (
+    TaskWrites,
+    add_task_note,
+    call_path,
+    result_value,
+    update_value,
+    updates_of,
+)
+from otelstream.errors import ErrorCode, GraphRecursionError
 
 __all__ = ["DEFAULT_RECURSION_LIMIT", "RunLoop"]
 
@@ -69,7 +78,7 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-class RunLoop:
+class RunLoop(TaskWrites):
     """Runs one graph execution superstep by superstep; see the module docstring."""
 
     def __init__(
@@ -79,8 +88,18 @@ class RunLoop:
         observer: RunObserver,
         *,
         recursion_limit: int = DEFAULT_RECURSION_LIMIT,
+        checkpointer: BaseCheckpointSaver | None = None,
+        interrupt_before: list[str] | str = (),  # type: ignore[assignment]
+        interrupt_after: list[str] | str = (),  # type: ignore[assignment]
     ) -> None:
-        """Prepare a run of ``graph`` reporting to ``observer``."""
+        """Prepare a run of ``graph`` reporting to ``observer``.
+
+        With a ``checkpointer`` the run continues the thread ``run.config`` names: the
+        thread's latest checkpoint is loaded here, before the run starts.
+
+        Raises:
+            CheckpointError: a checkpointer is set and the config names no thread.
+        """
         self.graph = graph
         self.topology = graph.topology
         self.run = run
@@ -101,6 +120,20 @@ class RunLoop:
         # a task's outcome chunks (update, task result) stay together, as LangGraph's
         # commit emits them, even when another task finishes at the same moment
         self._commit_lock = threading.Lock()
+        self.start_step = 0
+        self.interrupt_before = interrupt_before
+        self.interrupt_after = interrupt_after
+        # set when the run paused: a task called interrupt(), or a static breakpoint fired
+        self.interrupted = False
+        self.interrupts: list[Interrupt] = []
+        self.resume: PendingResume | None = None
+        self.previous_trace: dict[str, str] | None = None
+        self.persistence: Persistence | None = None
+        if checkpointer is not None:
+            self.persistence = Persistence(checkpointer, run.config, self.topology.fields)
+            if self.persistence.saved is not None:
+                self.persistence.restore(self)
+                run.previous_trace = self.previous_trace
 
     # --- emitting -------------------------------------------------------------------------
 
@@ -143,35 +176,130 @@ class RunLoop:
         """
         from otelstream.errors import EmptyInputError
 
+        resuming = input is None or (isinstance(input, Command) and input.resume is not None)
+        persistence = self.persistence
+        if resuming and persistence is not None and persistence.saved is not None:
+            self._resume(input)
+            return
         if input is None:
             raise EmptyInputError("Received no input for __start__")
-        start_task = Task(
-            id=str(uuid.uuid4()),
-            name=START,
-            path=(PULL, START),
-            input=input,
-            triggers=(START,),
-            node=None,  # type: ignore[arg-type]  # the input task runs no node code
-            step=0,
-            namespace=self.namespace,
-            graph_name=self.topology.name,
-            config=self.run.config,
-        )
+        if isinstance(input, Command) and input.resume is not None:
+            raise EmptyInputError("Received Command(resume=...) but the thread has nothing to resume")
+        if persistence is not None:
+            # the input checkpoint comes before step 0 on a new thread, after the last one else
+            self.step = (self.step if persistence.saved is not None else -2) + 1
+            persistence.save(self, "input")
+        start_task = self._start_task(input)
         try:
             if isinstance(input, Command):
                 writes, gotos = self._command_writes(input, START)
             else:
-                writes = _updates_of(input, self.topology.input_keys)
+                writes = updates_of(input, self.topology.input_keys)
                 gotos = []
             out = writes + self._goto_writes(START, gotos) + self._edge_writes(START)
             for branch, state in self._branch_inputs(START, writes, input):
-                out.extend(self._branch_writes(START, branch, _call_path(branch, state, self.run.config)))
+                out.extend(self._branch_writes(START, branch, call_path(branch, state, self.run.config)))
             start_task.writes = out
         except Exception as exc:
             # the input is mapped by LangGraph's hidden __start__ task: its errors say so
             add_task_note(exc, start_task)
             raise
+        if persistence is not None:
+            self._emit_checkpoint([start_task])
+            persistence.put_writes(start_task.id, list(start_task.writes))
         self._apply([start_task])
+        if persistence is not None:
+            self.step += 1
+            persistence.save(self, "loop")
+            self._emit_checkpoint()
+        self.start_step = self.step
+
+    def _start_task(self, input: Any) -> Task:
+        # LangGraph's hidden __start__ task, which maps the input to state writes
+        path = (PULL, START)
+        return Task(
+            id=self._task_id(START, path),
+            name=START,
+            path=path,
+            input=input,
+            triggers=(START,),
+            node=None,  # type: ignore[arg-type]  # the input task runs no node code
+            step=self.step,
+            namespace=self.namespace,
+            graph_name=self.topology.name,
+            config=self.run.config,
+        )
+
+    def _resume(self, input: Any) -> None:
+        # continue the thread from its checkpoint: LangGraph re-emits the current values
+        # (and checkpoint), and the next tick re-plans the interrupted superstep
+        persistence = self.persistence
+        assert persistence is not None
+        resume = input.resume if isinstance(input, Command) else MISSING
+        self.resume = PendingResume(resume, persistence.interrupted_tasks())
+        mark_breakpoint(self.versions, self.seen)
+        self.start_step = self.step
+        if self.wants("values"):
+            self._emit("values", self.output_values())
+        self._emit_checkpoint()
+
+    # --- checkpoints ----------------------------------------------------------------------
+
+    def output_values(self) -> Any:
+        """Return the current values of the output keys, as a "values" chunk shows them."""
+        keys = self.output_keys
+        if isinstance(keys, str):
+            channel = self.channels[keys]
+            return channel.get() if channel.is_available() else None
+        return self.topology.read_values(self.channels, keys)
+
+    def observer_trace(self) -> dict[str, str] | None:
+        """Return where this run is in telemetry, for the checkpoints it writes."""
+        return self.observer.trace_reference(self.run)
+
+    def _emit_checkpoint(self, tasks: list[Task] | None = None) -> None:
+        # the current checkpoint with the tasks planned from it, for "checkpoints" and "debug"
+        persistence = self.persistence
+        if persistence is None or not (self.wants("checkpoints") or self.wants("debug")):
+            return
+        if tasks is None:
+            tasks = self._plan(self.step + 1)
+        payload = persistence.payload(self, tasks)
+        if self.wants("checkpoints"):
+            self._emit("checkpoints", payload)
+        if self.wants("debug"):
+            self._emit(
+                "debug",
+                {"step": payload["metadata"]["step"], "timestamp": _now(), "type": "checkpoint", "payload": payload},
+            )
+
+    def snapshot(self, *, apply_pending: bool = True) -> StateSnapshot | None:
+        """Return the thread's state at the loaded checkpoint, or None without one."""
+        persistence = self.persistence
+        if persistence is None or persistence.saved is None:
+            return None
+        if persistence.saved.metadata.get("source") == "input":
+            tasks = [self._start_task(None)]  # the input checkpoint's one task: applying the input
+        else:
+            tasks = self._plan(self.step + 1)
+        return persistence.snapshot(self, tasks, apply_pending=apply_pending)
+
+    def preview_values(self, tasks: list[Task]) -> Any:
+        """Return the output values as they would be with ``tasks``' writes applied."""
+        preview = {key: channel.copy() for key, channel in self.channels.items()}
+        self._apply(tasks, preview)
+        current, self.channels = self.channels, preview
+        try:
+            return self.output_values()
+        finally:
+            self.channels = current
+
+    def _task_id(self, name: str, path: tuple[Any, ...], step: int | None = None) -> str:
+        persistence = self.persistence
+        if persistence is None or persistence.checkpoint_id is None:
+            return str(uuid.uuid4())
+        step = self.step if step is None else step
+        return task_id_for(persistence.checkpoint_id, self.namespace, step, name, path)
 
     # --- plan -----------------------------------------------------------------------------
 
@@ -181,8 +309,10 @@ class RunLoop:
         Raises:
             GraphRecursionError: ``recursion_limit`` supersteps have already run.
         """
+        if self.interrupted:
+            return False
         self.step += 1
-        if self.step > self.recursion_limit:
+        if self.step > self.start_step + self.recursion_limit:
             raise GraphRecursionError(
                 troubleshooting(
                     f"Recursion limit of {self.recursion_limit} reached without hitting a stop "
@@ -191,18 +321,17 @@ class RunLoop:
                     ErrorCode.GRAPH_RECURSION_LIMIT,
                 )
             )
-        tasks: list[Task] = []
-        sends = self.channels[TASKS]
-        if sends.is_available():
-            for index, packet in enumerate(sends.get()):
-                # LangGraph's path for a Send task: (PUSH, index, False); True marks @task calls
-                tasks.append(self._new_task(packet.node, (PUSH, index, False), packet.arg, ("__pregel_push",)))
-        for name in sorted(self.topology.nodes):
-            if self._triggered(name):
-                node = self.topology.nodes[name]
-                state = self.topology.read_state(self.channels, node.input_schema)
-                tasks.append(self._new_task(name, (PULL, name), state, self.topology.triggers[name]))
+        tasks = self._plan(self.step)
         self.tasks = tasks
+        if self.interrupt_before and should_interrupt(self.interrupt_before, self.versions, self.seen, tasks):
+            self._breakpoint()
+            return False
+        persistence = self.persistence
+        if persistence is not None:
+            for task in tasks:
+                writes = persistence.writes_of(task.id)
+                if writes:  # finished before the run stopped: reuse its writes
+                    task.writes, task.cached = writes, True
         for task in tasks:
             payload: dict[str, Any] = {
                 "id": task.id,
@@ -214,7 +343,63 @@ class RunLoop:
             if metadata:
                 payload["metadata"] = metadata
             self._emit_task_event(payload, task, result=False)
+        for task in tasks:
+            if task.cached and self.wants("updates"):
+                state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
+                update = {task.name: update_value(state_writes, self.output_keys), "__metadata__": {"cached": True}}
+                self._emit("updates", update, task)
         return bool(tasks)
+
+    @property
+    def runnable(self) -> list[Task]:
+        """The planned tasks that must run (not the ones whose writes a resume reuses)."""
+        return [task for task in self.tasks if not task.cached]
+
+    def _plan(self, step: int) -> list[Task]:
+        # the tasks of superstep ``step``: Send packets in order, then triggered nodes by name
+        saved_step, self.step = self.step, step
+        try:
+            tasks: list[Task] = []
+            sends = self.channels[TASKS]
+            if sends.is_available():
+                for index, packet in enumerate(sends.get()):
+                    # LangGraph's path for a Send task: (PUSH, index, False); True marks @task calls
+                    tasks.append(self._new_task(packet.node, (PUSH, index, False), packet.arg, ("__pregel_push",)))
+            for name in sorted(self.topology.nodes):
+                if self._triggered(name):
+                    node = self.topology.nodes[name]
+                    state = self.topology.read_state(self.channels, node.input_schema)
+                    tasks.append(self._new_task(name, (PULL, name), state, self.topology.triggers[name]))
+            return tasks
+        finally:
+            self.step = saved_step
+
+    def _breakpoint(self) -> None:
+        # a static breakpoint: LangGraph streams an empty interrupt and stops
+        mark_breakpoint(self.versions, self.seen)
+        self.interrupted = True
+        if self.wants("updates"):
+            self._emit("updates", {"__interrupt__": ()})
+
+    def interrupt_scope(self, task: Task) -> InterruptScope:
+        """Return what ``interrupt()`` calls in ``task``'s next attempt answer with."""
+        parent = self.run.parent_task
+        if self.persistence is None and parent is not None and parent.interrupt_scope is not None:
+            # a graph run inside a node without its own checkpoints re-runs from its start
+            # on resume: its interrupt() calls pause, and are answered for, the calling task
+            scope: InterruptScope = parent.interrupt_scope
+            return scope
+        answers: list[Any] = []
+        persistence = self.persistence
+        if persistence is not None:
+            saved = persistence.special(task.id, RESUME)
+            answers = list(saved) if saved is not MISSING else []
+        return InterruptScope(task, answers, self.resume, self._save_answers)
+
+    def _save_answers(self, task: Task, answers: list[Any]) -> None:
+        if self.persistence is not None:
+            with self._commit_lock:
+                self.persistence.put_writes(task.id, [(RESUME, answers)])
 
     def _triggered(self, name: str) -> bool:
         seen = self.seen.get(name, {})
@@ -224,7 +409,7 @@ class RunLoop:
         return False
 
     def _new_task(self, name: str, path: tuple[Any, ...], input: Any, triggers: tuple[str, ...]) -> Task:
-        task_id = str(uuid.uuid4())
+        task_id = self._task_id(name, path)
         namespace = (*self.namespace, f"{name}:{task_id}")
         run_config = self.run.config
         configurable = run_config.get("configurable", {})
@@ -292,13 +477,13 @@ class RunLoop:
         """
         writes = self._begin_writes(task, result)
         for branch, state in self._branch_inputs(task.name, writes, result):
-            task.writes.extend(self._branch_writes(task.name, branch, _call_path(branch, state, task.config)))
+            task.writes.extend(self._branch_writes(task.name, branch, call_path(branch, state, task.config)))
 
     async def arecord_result(self, task: Task, result: Any) -> None:
         """Async version of :meth:`record_result`: routing functions may be ``async def``."""
         writes = self._begin_writes(task, result)
         for branch, state in self._branch_inputs(task.name, writes, result):
-            chosen = _call_path(branch, state, task.config, awaitable=True)
+            chosen = call_path(branch, state, task.config, awaitable=True)
             if inspect.isawaitable(chosen):
                 chosen = await chosen
             task.writes.extend(self._branch_writes(task.name, branch, chosen))
@@ -328,124 +513,98 @@ class RunLoop:
             self._commit(task, error)
 
     def _commit(self, task: Task, error: BaseException | None) -> None:
+        if task.interrupts and error is None:
+            self._commit_interrupt(task)
+            return
+        if self.persistence is not None:
+            self._keep_writes(task, error)
         state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
         if (error is None or task.writes) and self.wants("updates"):
-            self._emit("updates", {task.name: _update_value(state_writes, self.output_keys)}, task)
+            self._emit("updates", {task.name: update_value(state_writes, self.output_keys)}, task)
         if self.wants("tasks") or self.wants("debug"):
             payload: dict[str, Any] = {
                 "id": task.id,
                 "name": task.name,
                 "error": error,
-                "result": _result_value(state_writes),
+                "result": result_value(state_writes),
                 "interrupts": [],
             }
             self._emit_task_event(payload, task, result=True)
         self.observer.task_ended(task, error)
 
-    def _result_writes(self, task: Task, result: Any) -> tuple[list[tuple[str, Any]], list[Send | str]]:
-        if isinstance(result, Send):  # LangGraph takes a returned Send as a goto
-            return [], [result]
-        if isinstance(result, Command):
-            return self._command_writes(result, task.name)
-        if isinstance(result, (list, tuple)) and result and any(isinstance(r, Command) for r in result):
-            writes: list[tuple[str, Any]] = []
-            gotos: list[Send | str] = []
-            for item in result:
-                if isinstance(item, Command):
-                    w, g = self._command_writes(item, task.name)
-                    writes.extend(w)
-                    gotos.extend(g)
-                else:
-                    writes.extend(_updates_of(item, list(self.topology.fields)))
-            return writes, gotos
-        return _updates_of(result, list(self.topology.fields)), []
+    def _commit_interrupt(self, task: Task) -> None:
+        # LangGraph streams each paused task's interrupts as an update, then the state
+        # (the step's writes not applied) with them, then the task result
+        interrupts = tuple(task.interrupts)
+        self.interrupts.extend(interrupts)
+        if self.persistence is not None:
+            self.persistence.put_writes(task.id, [(INTERRUPT, list(interrupts))])
+        if self.wants("updates"):
+            self._emit("updates", {"__interrupt__": interrupts}, task)
+        if self.wants("values"):
+            values = self.output_values()
+            self._emit("values", {**values, "__interrupt__": interrupts} if isinstance(values, dict) else values)
+        if self.wants("tasks") or self.wants("debug"):
+            payload: dict[str, Any] = {
+                "id": task.id,
+                "name": task.name,
+                "error": None,
+                "result": {},
+                "interrupts": [
+                    {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in interrupts
+                ],
+            }
+            self._emit_task_event(payload, task, result=True)
+        self.observer.task_ended(task, None)
 
-    def _command_writes(self, command: Command, source: str) -> tuple[list[tuple[str, Any]], list[Send | str]]:
-        fields = self.topology.fields
-        if command.graph == Command.PARENT:
-            raise InvalidUpdateError(
-                f"Node '{source}' returned Command(graph=Command.PARENT), which otelstream does not support yet",
-                code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
-            )
-        writes = [(k, v) for k, v in command.update_items() if k in fields]
-        return writes, command.goto_targets()
-
-    def _goto_writes(self, source: str, gotos: list[Send | str]) -> list[tuple[str, Any]]:
-        return [write for target in gotos for write in self._destination_write(source, target)]
-
-    def _edge_writes(self, source: str) -> list[tuple[str, Any]]:
-        # plain edges and joins, written after the node's own writes as in LangGraph
-        out: list[tuple[str, Any]] = []
-        for end in self.topology.edges.get(source, ()):
-            out.append((branch_channel(end), None))
-        for channel in self.topology.joins.get(source, ()):
-            out.append((channel, source))
-        return out
-
-    def _branch_inputs(self, source: str, writes: list[tuple[str, Any]], output: Any) -> list[tuple[BranchSpec, Any]]:
-        # what each conditional edge after ``source`` is called with
-        inputs = []
-        for branch in self.topology.branches.get(source, {}).values():
-            state = self._local_state(writes, branch.input_schema)
-            if branch.input_schema is None and isinstance(state, dict) and isinstance(output, dict):
-                # LangGraph passes the node's other returned keys through to the branch
-                state = {**output, **state}
-            inputs.append((branch, state))
-        return inputs
-
-    def _branch_writes(self, source: str, branch: BranchSpec, result: Any) -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
-        for destination in _map_branch_result(branch, result):
-            out.extend(self._destination_write(source, destination))
-        return out
-
-    def _destination_write(self, source: str, target: Send | str) -> list[tuple[str, Any]]:
-        if isinstance(target, Send):
-            if target.node == END:
-                raise InvalidUpdateError(
-                    f"Cannot send a packet to the END node (from '{source}')", code=ErrorCode.INVALID_SEND
-                )
-            if target.node not in self.topology.nodes:
-                raise InvalidUpdateError(
-                    f"Send from '{source}' targets unknown node '{target.node}'",
-                    code=ErrorCode.INVALID_SEND,
-                )
-            return [(TASKS, target)]
-        if not isinstance(target, str):
-            raise InvalidUpdateError(
-                f"Node '{source}' chose {target!r} as next node: expected a node name or Send",
-                code=ErrorCode.INVALID_SEND,
-            )
-        if target == END:
-            return []
-        if target not in self.topology.nodes:
-            raise InvalidUpdateError(f"Node '{source}' routed to unknown node '{target}'", code=ErrorCode.INVALID_SEND)
-        return [(branch_channel(target), None)]
-
-    def _local_state(self, writes: list[tuple[str, Any]], schema: Any = None) -> Any:
-        # a branch sees the state with its own node's writes applied, not its siblings'
-        by_key: dict[str, list[Any]] = {}
-        for key, value in writes:
-            by_key.setdefault(key, []).append(value)
-        channels = dict(self.channels)
-        for key, values in by_key.items():
-            channel = self.channels[key].copy()
-            channel.update(values)
-            channels[key] = channel
-        return self.topology.read_state(channels, schema)
+    def _keep_writes(self, task: Task, error: BaseException | None) -> None:
+        # saved as the task finishes: a resume (or a restart after a crash) reuses them
+        assert self.persistence is not None
+        if error is None:
+            self.persistence.put_writes(task.id, list(task.writes))
+        elif isinstance(error, Exception):
+            try:
+                self.persistence.put_writes(task.id, [(ERROR, error)])
+            except Exception:  # an unpicklable error must not hide the node's own
+                pass
 
     # --- apply ----------------------------------------------------------------------------
 
     def after_tick(self) -> None:
         """Apply the step's writes and emit a values chunk if the state changed.
 
+        With a checkpointer the step ends with a checkpoint. A step in which a task paused
+        is not applied: the thread stays at the previous checkpoint (with the finished
+        tasks' writes kept), and LangGraph's last values chunk shows those writes applied.
+
         Raises:
             BaseException: the first task error, in completion order, or an
                 ``InvalidUpdateError`` for conflicting writes.
         """
+        if self.interrupts:
+            self.interrupted = True
+            finished = [t for t in self.tasks if not t.interrupts and t.writes]
+            if finished:
+                preview = {key: channel.copy() for key, channel in self.channels.items()}
+                self._apply(finished, preview)
+            return
         self._apply(self.tasks)
+        if self.persistence is not None:
+            self.persistence.save(self, "loop")
+            self._emit_checkpoint()
+        if self.interrupt_after and should_interrupt(self.interrupt_after, self.versions, self.seen, self.tasks):
+            self._breakpoint()
 
-    def _apply(self, tasks: list[Task]) -> None:
+    def _apply(self, tasks: list[Task], preview: dict[str, BaseChannel] | None = None) -> None:
+        # ``preview``: apply to these copies of the channels, only to emit the values chunk
+        if preview is not None:
+            saved = (self.channels, self.versions, self.seen, self.version)
+            self.channels, self.versions, self.seen = preview, dict(self.versions), {}
+            try:
+                self._apply(tasks)
+            finally:
+                self.channels, self.versions, self.seen, self.version = saved
+            return
         tasks = sorted(tasks, key=_sort_key)
         for task in tasks:
             seen = self.seen.setdefault(task.name, {})
@@ -472,100 +631,3 @@ class RunLoop:
         # LangGraph emits values when an output key was both written and changed
         if any(key in updated and key in grouped for key in self._output_set):
             self._emit_values()
-
-
-def _updates_of(value: Any, keys: list[str]) -> list[tuple[str, Any]]:
-    """Return the state writes a node's return value (or the input) makes, as LangGraph does.
-
-    Raises:
-        InvalidUpdateError: ``value`` is neither None, a dict nor an annotated object.
-    """
-    if value is None:
-        return []
-    if isinstance(value, dict):
-        known = set(keys)
-        return [(k, v) for k, v in value.items() if k in known]
-    items = updates_from_object(value, keys)
-    if items is None:
-        code = ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE
-        raise InvalidUpdateError(troubleshooting(f"Expected dict, got {value}", code), code=code)
-    return items
-
-
-def _update_value(writes: list[tuple[str, Any]], output_keys: str | list[str]) -> Any:
-    # LangGraph's map_output_updates: one dict of the task's writes to the output keys, a
-    # list of single-key dicts when one was written twice, None when none was written
-    if isinstance(output_keys, str):
-        values = [v for k, v in writes if k == output_keys]
-        return None if not values else values[0] if len(values) == 1 else values
-    wanted = set(output_keys)
-    kept = [(k, v) for k, v in writes if k in wanted]
-    if not kept:
-        return None
-    keys = [k for k, _ in kept]
-    if len(set(keys)) != len(keys):
-        return [{k: v} for k, v in kept]
-    return dict(kept)
-
-
-def _result_value(writes: list[tuple[str, Any]]) -> dict[str, Any]:
-    # LangGraph's map_task_result_writes, quirks included: a None first write is replaced
-    result: dict[str, Any] = {}
-    for key, value in writes:
-        existing = result.get(key)
-        if existing is not None:
-            if isinstance(existing, dict) and isinstance(existing.get("$writes"), list):
-                existing["$writes"].append(value)
-            else:
-                result[key] = {"$writes": [existing, value]}
-        else:
-            result[key] = value
-    return result
-
-
-def _call_path(branch: BranchSpec, state: Any, config: dict[str, Any], *, awaitable: bool = False) -> Any:
-    """Call a conditional edge's routing function (its config injected if it takes one).
-
-    Raises:
-        TypeError: the function is async and the graph runs synchronously (LangGraph's
-            message).
-    """
-    if branch.is_async and not awaitable:
-        name = getattr(branch.path, "__name__", "condition")
-        raise TypeError(no_sync_function(name))
-    if branch.takes_config:
-        return branch.path(state, config=config)
-    return branch.path(state)
-
-
-def _map_branch_result(branch: BranchSpec, result: Any) -> list[Send | str]:
-    # LangGraph's rules and errors: a KeyError for a result missing from the path_map, a
-    # ValueError for None or START. Unknown node names are caught by _destination_write.
-    results = list(result) if isinstance(result, (list, tuple)) else [result]
-    if branch.ends:
-        ends = branch.ends
-        destinations = [r if isinstance(r, Send) else ends[r] for r in results]
-    else:
-        destinations = results
-    if any(d is None or (isinstance(d, str) and d == START) for d in destinations):
-        raise ValueError("Branch did not return a valid destination")
-    if any(isinstance(d, Send) and d.node == END for d in destinations):
-        raise InvalidUpdateError("Cannot send a packet to the END node", code=ErrorCode.INVALID_SEND)
-    return destinations
-
-
-def no_sync_function(name: str) -> str:
-    """Return LangGraph's message for an async node or routing function run synchronously."""
-    return (
-        f'No synchronous function provided to "{name}".'
-        "\nEither initialize with a synchronous function or invoke via the async API "
-        "(ainvoke, astream, etc.)"
-    )
-
-
-def add_task_note(error: BaseException, task: Task) -> None:
-    """Note on ``error`` which task raised it, as LangGraph does: once per failed attempt.
-
-    A subgraph's error gets one note per level, the task in the subgraph's first.
-    """
-    error.add_note(f"During task with name '{task.name}' and id '{task.id}'")

@@ -20,8 +20,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 from otelstream.engine.events import Task
-from otelstream.engine.loop import RunLoop, add_task_note, no_sync_function
+from otelstream.engine.loop import RunLoop
 from otelstream.engine.runtime import TaskContext, reset_task_context, set_task_context
+from otelstream.engine.writes import add_task_note, no_sync_function
+from otelstream.errors import GraphInterrupt
 
 __all__ = ["AsyncWaker", "SyncStepRunner", "ThreadWaker", "Waker", "arun_step"]
 
@@ -116,6 +118,7 @@ def run_task(loop: RunLoop, task: Task, on_outcome: Callable[[Task, bool], None]
         attempt += 1
         try:
             task.writes = []  # a retry starts afresh, as in LangGraph
+            task.interrupt_scope = loop.interrupt_scope(task)
             with loop.observer.task_scope(task, loop.run):
                 token = set_task_context(ctx)
                 try:
@@ -129,6 +132,9 @@ def run_task(loop: RunLoop, task: Task, on_outcome: Callable[[Task, bool], None]
                     loop.observer.node_returned(task, loop.run, result)
                 finally:
                     reset_task_context(token)
+        except GraphInterrupt as exc:
+            # a pause, not a failure: never retried; the task commits with its interrupts
+            task.writes, task.interrupts = [], exc.interrupts
         except Exception as exc:
             add_task_note(exc, task)  # on every failed attempt, as LangGraph does
             policy = _policy_for(task, exc)
@@ -165,6 +171,7 @@ async def arun_task(loop: RunLoop, task: Task) -> None:
         attempt += 1
         try:
             task.writes = []  # a retry starts afresh, as in LangGraph
+            task.interrupt_scope = loop.interrupt_scope(task)
             with loop.observer.task_scope(task, loop.run):
                 token = set_task_context(ctx)
                 try:
@@ -182,6 +189,8 @@ async def arun_task(loop: RunLoop, task: Task) -> None:
         except asyncio.CancelledError:
             loop.observer.task_ended(task, asyncio.CancelledError())
             raise
+        except GraphInterrupt as exc:
+            task.writes, task.interrupts = [], exc.interrupts  # a pause: commits, never retried
         except Exception as exc:
             add_task_note(exc, task)  # on every failed attempt, as LangGraph does
             policy = _policy_for(task, exc)
@@ -294,8 +303,10 @@ class SyncStepRunner:
         Raises:
             BaseException: the first task error in completion order.
         """
-        tasks = loop.tasks
-        if len(tasks) == 1 and (not live or waker is None):
+        tasks = loop.runnable
+        if not tasks:  # a resumed step whose tasks all finished before the pause
+            finished = []
+        elif len(tasks) == 1 and (not live or waker is None):
             run_task(loop, tasks[0])
             finished = [tasks[0]]
         else:
@@ -357,7 +368,7 @@ async def arun_step(loop: RunLoop, waker: AsyncWaker | None) -> AsyncIterator[No
     """
     commit = _Committer(loop)
     pending: dict[asyncio.Future[None], Task] = {}
-    for task in loop.tasks:
+    for task in loop.runnable:
         started: asyncio.Future[None] = asyncio.ensure_future(arun_task(loop, task))
         started.add_done_callback(functools.partial(commit, task))
         pending[started] = task

@@ -14,6 +14,7 @@ __all__ = [
     "START",
     "Command",
     "GraphOutput",
+    "Interrupt",
     "RetryPolicy",
     "Send",
     "StreamMode",
@@ -71,7 +72,8 @@ class Command:
     Attributes:
         graph: ``None`` for the current graph, ``Command.PARENT`` for the closest parent.
         update: State update applied like a node's return value.
-        resume: Value to resume an interrupt with (checkpointers are not supported yet).
+        resume: Value to resume an interrupt with, or a mapping of interrupt ids to values
+            when several interrupts are pending (only as the input of a run).
         goto: A node name, a ``Send``, or a sequence of them, to run next.
     """
 
@@ -114,13 +116,29 @@ class Command:
         return list(goto)
 
 
+@dataclasses.dataclass(slots=True)
+class Interrupt:
+    """A pause a node asked for with :func:`~otelstream.interrupt`, as LangGraph reports it.
+
+    Attributes:
+        value: What the node handed to ``interrupt()`` (shown to the human).
+        id: Identifies the interrupt when resuming with a mapping of ids to values; the
+            same for every interrupt of one task, and stable across resumes.
+        response_schema: Reserved, as in LangGraph (always ``None``).
+    """
+
+    value: Any
+    id: str
+    response_schema: Any = None
+
+
 @dataclasses.dataclass(frozen=True)
 class GraphOutput:
     """What ``invoke(..., version="v2")`` returns: the output and any interrupts.
 
     Attributes:
         value: The final output of the graph.
-        interrupts: Interrupts raised during the run (always empty: no interrupt support).
+        interrupts: The interrupts the run stopped at, if any.
     """
 
     value: Any

@@ -25,7 +25,7 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import Logger, LogRecord, SeverityNumber
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from otelstream.engine.events import Outcome, RunInfo, StreamEvent, Task
 from otelstream.engine.types import StreamMode
@@ -343,6 +343,7 @@ class TelemetryObserver:
                 context=parent_context,
                 kind=SpanKind.INTERNAL,
                 attributes=attributes,
+                links=_thread_links(run.previous_trace),
             )
             run.handle = _new_handle(span, parent_context)
             DROPS.open(run.run_id)
@@ -355,6 +356,16 @@ class TelemetryObserver:
                 # a run the application's sampler dropped still streams, through the
                 # private provider that exports nothing
                 target.logger = self.pipeline.export_logger if sampled else self.pipeline.stream_logger
+
+    def trace_reference(self, run: RunInfo) -> dict[str, str] | None:
+        """Return the run span's trace and span ids (hex), kept in the checkpoints it writes."""
+        handle: _Handle | None = run.handle
+        if handle is None:
+            return None
+        context = handle.span.get_span_context()
+        if not context.is_valid:
+            return None
+        return {"trace_id": format(context.trace_id, "032x"), "span_id": format(context.span_id, "016x")}
 
     def run_ended(self, run: RunInfo, outcome: Outcome, error: BaseException | None) -> None:
         """End the run's span with ``otelstream.outcome``; ERROR status only on failure."""
@@ -388,6 +399,9 @@ class TelemetryObserver:
                 semconv.DROPPED: sum(dropped.values()),
                 **{f"{semconv.DROPPED}.{mode}": count for mode, count in dropped.items()},
             }
+            thread_id = run.config.get("configurable", {}).get("thread_id")
+            if thread_id is not None:
+                attributes[semconv.GEN_AI_CONVERSATION_ID] = str(thread_id)
             if self.pipeline.span_event_modes and handle.sampled:
                 # a trace-only backend gets the end record with the chunks it carries
                 handle.span.add_event(semconv.RUN_END_EVENT, attributes)
@@ -458,7 +472,9 @@ class TelemetryObserver:
             return
         with handle_internal_errors("ending a node span"):
             if error is None:
-                outcome: Outcome = "completed"
+                outcome: Outcome = "interrupted" if task.interrupts else "completed"
+                if task.interrupts:
+                    handle.span.set_attribute(semconv.INTERRUPTS, len(task.interrupts))
             elif isinstance(error, Exception):
                 outcome = "failed"
             else:
@@ -467,6 +483,23 @@ class TelemetryObserver:
             if self.pipeline.metrics is not None:
                 duration = time.monotonic() - handle.started
                 self.pipeline.metrics.node_ended(task.graph_name, task.name, outcome, duration, error)
+
+
+def _thread_links(previous: dict[str, str] | None) -> list[Link] | None:
+    # a run continuing a thread (a resume after an interrupt, or new input) links to the run
+    # that wrote the checkpoint it starts from: a trace view can follow the whole thread
+    if not previous:
+        return None
+    try:
+        context = SpanContext(
+            trace_id=int(previous["trace_id"], 16),
+            span_id=int(previous["span_id"], 16),
+            is_remote=True,
+            trace_flags=TraceFlags(TraceFlags.SAMPLED),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None  # a checkpoint written by another tool: no link rather than a failure
+    return [Link(context, {semconv.LINK_REASON: semconv.LINK_CONTINUES_THREAD})]
 
 
 def _end_span(span: Span, outcome: Outcome, error: BaseException | None) -> None:

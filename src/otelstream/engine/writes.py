@@ -1,0 +1,230 @@
+"""How a task's return value becomes channel writes: updates, Command, edges, branches, Send.
+
+LangGraph's writers, in its order: the node's state writes with its Command gotos, then
+its plain edges and joins, then each conditional edge's choice (routing functions run
+inside the task, on the state with the task's own writes applied).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from otelstream.engine.channels import BaseChannel, troubleshooting
+from otelstream.engine.compiled import TASKS, Topology, branch_channel
+from otelstream.engine.events import Task
+from otelstream.engine.graph import BranchSpec
+from otelstream.engine.schema import updates_from_object
+from otelstream.engine.types import END, START, Command, Send
+from otelstream.errors import ErrorCode, InvalidUpdateError
+
+__all__ = [
+    "TaskWrites",
+    "add_task_note",
+    "call_path",
+    "no_sync_function",
+    "result_value",
+    "update_value",
+    "updates_of",
+]
+
+
+class TaskWrites:
+    """The write-mapping half of the run loop: needs ``topology`` and ``channels``."""
+
+    topology: Topology
+    channels: dict[str, BaseChannel]
+
+    def _result_writes(self, task: Task, result: Any) -> tuple[list[tuple[str, Any]], list[Send | str]]:
+        if isinstance(result, Send):  # LangGraph takes a returned Send as a goto
+            return [], [result]
+        if isinstance(result, Command):
+            return self._command_writes(result, task.name)
+        if isinstance(result, (list, tuple)) and result and any(isinstance(r, Command) for r in result):
+            writes: list[tuple[str, Any]] = []
+            gotos: list[Send | str] = []
+            for item in result:
+                if isinstance(item, Command):
+                    w, g = self._command_writes(item, task.name)
+                    writes.extend(w)
+                    gotos.extend(g)
+                else:
+                    writes.extend(updates_of(item, list(self.topology.fields)))
+            return writes, gotos
+        return updates_of(result, list(self.topology.fields)), []
+
+    def _command_writes(self, command: Command, source: str) -> tuple[list[tuple[str, Any]], list[Send | str]]:
+        fields = self.topology.fields
+        if command.graph == Command.PARENT:
+            raise InvalidUpdateError(
+                f"Node '{source}' returned Command(graph=Command.PARENT), which otelstream does not support yet",
+                code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+            )
+        writes = [(k, v) for k, v in command.update_items() if k in fields]
+        return writes, command.goto_targets()
+
+    def _goto_writes(self, source: str, gotos: list[Send | str]) -> list[tuple[str, Any]]:
+        return [write for target in gotos for write in self._destination_write(source, target)]
+
+    def _edge_writes(self, source: str) -> list[tuple[str, Any]]:
+        # plain edges and joins, written after the node's own writes as in LangGraph
+        out: list[tuple[str, Any]] = []
+        for end in self.topology.edges.get(source, ()):
+            out.append((branch_channel(end), None))
+        for channel in self.topology.joins.get(source, ()):
+            out.append((channel, source))
+        return out
+
+    def _branch_inputs(self, source: str, writes: list[tuple[str, Any]], output: Any) -> list[tuple[BranchSpec, Any]]:
+        # what each conditional edge after ``source`` is called with
+        inputs = []
+        for branch in self.topology.branches.get(source, {}).values():
+            state = self._local_state(writes, branch.input_schema)
+            if branch.input_schema is None and isinstance(state, dict) and isinstance(output, dict):
+                # LangGraph passes the node's other returned keys through to the branch
+                state = {**output, **state}
+            inputs.append((branch, state))
+        return inputs
+
+    def _branch_writes(self, source: str, branch: BranchSpec, result: Any) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        for destination in _map_branch_result(branch, result):
+            out.extend(self._destination_write(source, destination))
+        return out
+
+    def _destination_write(self, source: str, target: Send | str) -> list[tuple[str, Any]]:
+        if isinstance(target, Send):
+            if target.node == END:
+                raise InvalidUpdateError(
+                    f"Cannot send a packet to the END node (from '{source}')", code=ErrorCode.INVALID_SEND
+                )
+            if target.node not in self.topology.nodes:
+                raise InvalidUpdateError(
+                    f"Send from '{source}' targets unknown node '{target.node}'",
+                    code=ErrorCode.INVALID_SEND,
+                )
+            return [(TASKS, target)]
+        if not isinstance(target, str):
+            raise InvalidUpdateError(
+                f"Node '{source}' chose {target!r} as next node: expected a node name or Send",
+                code=ErrorCode.INVALID_SEND,
+            )
+        if target == END:
+            return []
+        if target not in self.topology.nodes:
+            raise InvalidUpdateError(f"Node '{source}' routed to unknown node '{target}'", code=ErrorCode.INVALID_SEND)
+        return [(branch_channel(target), None)]
+
+    def _local_state(self, writes: list[tuple[str, Any]], schema: Any = None) -> Any:
+        # a branch sees the state with its own node's writes applied, not its siblings'
+        by_key: dict[str, list[Any]] = {}
+        for key, value in writes:
+            by_key.setdefault(key, []).append(value)
+        channels = dict(self.channels)
+        for key, values in by_key.items():
+            channel = self.channels[key].copy()
+            channel.update(values)
+            channels[key] = channel
+        return self.topology.read_state(channels, schema)
+
+
+def updates_of(value: Any, keys: list[str]) -> list[tuple[str, Any]]:
+    """Return the state writes a node's return value (or the input) makes, as LangGraph does.
+
+    Raises:
+        InvalidUpdateError: ``value`` is neither None, a dict nor an annotated object.
+    """
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        known = set(keys)
+        return [(k, v) for k, v in value.items() if k in known]
+    items = updates_from_object(value, keys)
+    if items is None:
+        code = ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE
+        raise InvalidUpdateError(troubleshooting(f"Expected dict, got {value}", code), code=code)
+    return items
+
+
+def update_value(writes: list[tuple[str, Any]], output_keys: str | list[str]) -> Any:
+    """Return a task's "updates" value: LangGraph's ``map_output_updates``.
+
+    One dict of the task's writes to the output keys, a list of single-key dicts when one
+    was written twice, None when none was written.
+    """
+    if isinstance(output_keys, str):
+        values = [v for k, v in writes if k == output_keys]
+        return None if not values else values[0] if len(values) == 1 else values
+    wanted = set(output_keys)
+    kept = [(k, v) for k, v in writes if k in wanted]
+    if not kept:
+        return None
+    keys = [k for k, _ in kept]
+    if len(set(keys)) != len(keys):
+        return [{k: v} for k, v in kept]
+    return dict(kept)
+
+
+def result_value(writes: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Return a task result's ``result``: LangGraph's ``map_task_result_writes``.
+
+    Quirks included: a None first write is replaced.
+    """
+    result: dict[str, Any] = {}
+    for key, value in writes:
+        existing = result.get(key)
+        if existing is not None:
+            if isinstance(existing, dict) and isinstance(existing.get("$writes"), list):
+                existing["$writes"].append(value)
+            else:
+                result[key] = {"$writes": [existing, value]}
+        else:
+            result[key] = value
+    return result
+
+
+def call_path(branch: BranchSpec, state: Any, config: dict[str, Any], *, awaitable: bool = False) -> Any:
+    """Call a conditional edge's routing function (its config injected if it takes one).
+
+    Raises:
+        TypeError: the function is async and the graph runs synchronously (LangGraph's
+            message).
+    """
+    if branch.is_async and not awaitable:
+        name = getattr(branch.path, "__name__", "condition")
+        raise TypeError(no_sync_function(name))
+    if branch.takes_config:
+        return branch.path(state, config=config)
+    return branch.path(state)
+
+
+def _map_branch_result(branch: BranchSpec, result: Any) -> list[Send | str]:
+    # LangGraph's rules and errors: a KeyError for a result missing from the path_map, a
+    # ValueError for None or START. Unknown node names are caught by _destination_write.
+    results = list(result) if isinstance(result, (list, tuple)) else [result]
+    if branch.ends:
+        ends = branch.ends
+        destinations = [r if isinstance(r, Send) else ends[r] for r in results]
+    else:
+        destinations = results
+    if any(d is None or (isinstance(d, str) and d == START) for d in destinations):
+        raise ValueError("Branch did not return a valid destination")
+    if any(isinstance(d, Send) and d.node == END for d in destinations):
+        raise InvalidUpdateError("Cannot send a packet to the END node", code=ErrorCode.INVALID_SEND)
+    return destinations
+
+
+def no_sync_function(name: str) -> str:
+    """Return LangGraph's message for an async node or routing function run synchronously."""
+    return (
+        f'No synchronous function provided to "{name}".'
+        "\nEither initialize with a synchronous function or invoke via the async API "
+        "(ainvoke, astream, etc.)"
+    )
+
+
+def add_task_note(error: BaseException, task: Task) -> None:
+    """Note on ``error`` which task raised it, as LangGraph does: once per failed attempt.
+
+    A subgraph's error gets one note per level, the task in the subgraph's first.
+    """
+    error.add_note(f"During task with name '{task.name}' and id '{task.id}'")
