@@ -348,3 +348,39 @@ def test_node_passing_its_config_to_the_model() -> None:
         return graph.compile()
 
     assert_same(build, HISTORY, config=CONFIG, stream_mode=["messages", "updates"])
+
+
+def test_messages_across_an_interrupt_and_resume() -> None:
+    def session(lib: Lib) -> Any:
+        model = FakeListChatModel(responses=["ab", "cd"])
+
+        def llm(state: Any) -> Any:
+            return {"messages": [model.invoke(state["messages"])]}
+
+        def ask(state: Any) -> Any:
+            answer = lib.interrupt("ok?")
+            return {"messages": [AIMessage(f"user said {answer}")]}
+
+        graph = lib.StateGraph(lib.MessagesState)
+        graph.add_node("llm", llm)
+        graph.add_node("ask", ask)
+        graph.add_edge(lib.START, "llm")
+        graph.add_edge("llm", "ask")
+        compiled = graph.compile(checkpointer=lib.InMemorySaver())
+        config = {"configurable": {"thread_id": "t-9"}}
+        first = list(compiled.stream(HISTORY, config, stream_mode=["messages", "updates"]))
+        second = list(compiled.stream(lib.Command(resume="yes"), config, stream_mode=["messages", "updates"]))
+        return [first, second]
+
+    def build(lib: Lib) -> Any:
+        class Once:
+            def stream(self, input: Any, **kwargs: Any) -> Any:
+                return iter(session(lib))
+
+        return Once()
+
+    chunks, error = assert_same(build, None)
+    assert error is None
+    first, second = chunks
+    assert [c[0] for c in first] == ["messages", "messages", "updates", "updates"]
+    assert second[-2][1][0][1]["content"] == "user said yes"

@@ -185,3 +185,112 @@ def test_instrument_uninstrument_are_idempotent(
     assert len(_chat_spans(telemetry)) == 2
     instrumentor.uninstrument()
     assert not instrumentor.is_instrumented
+
+
+# --- the stream proxy on its own: STYLE's wrapper checklist ------------------------------------
+
+
+class _FakeStream:
+    """Stands for the client's Stream: yields chunks, may fail on close."""
+
+    def __init__(self, chunks: list[Any], close_error: Exception | None = None) -> None:
+        self._chunks = iter(chunks)
+        self.close_error = close_error
+        self.closed = False
+
+    def __next__(self) -> Any:
+        return next(self._chunks)
+
+    def close(self) -> None:
+        self.closed = True
+        if self.close_error is not None:
+            raise self.close_error
+
+
+def _delta_chunk(text: str) -> Any:
+    from openai.types.chat import ChatCompletionChunk
+
+    return ChatCompletionChunk.model_validate(
+        {
+            "id": "x",
+            "object": "chat.completion.chunk",
+            "created": 0,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+        }
+    )
+
+
+def _proxy(stream: _FakeStream) -> Any:
+    from otelstream.integrations.openai import _SyncStream
+    from otelstream.llm import llm_call
+
+    return _SyncStream(stream, llm_call(model="proxy", provider="openai").start())
+
+
+def _outcome(telemetry: Telemetry) -> Any:
+    (span,) = _chat_spans(telemetry)
+    return dict(span.attributes or {})[semconv.OUTCOME]
+
+
+def test_proxy_user_exception_wins_over_close_error(telemetry: Telemetry) -> None:
+    stream = _FakeStream([_delta_chunk("a")], close_error=RuntimeError("close failed"))
+    with pytest.raises(ValueError, match="user"), _proxy(stream) as proxy:
+        next(proxy)
+        raise ValueError("user")
+    assert stream.closed and _outcome(telemetry) == "failed"
+
+
+def test_proxy_close_error_propagates_and_ends_the_call(telemetry: Telemetry) -> None:
+    proxy = _proxy(_FakeStream([_delta_chunk("a")], close_error=RuntimeError("close failed")))
+    with pytest.raises(RuntimeError, match="close failed"):
+        proxy.close()
+    assert _outcome(telemetry) == "abandoned"
+
+
+def test_proxy_exhausted_then_closed_ends_once(telemetry: Telemetry) -> None:
+    proxy = _proxy(_FakeStream([_delta_chunk("a"), _delta_chunk("b")]))
+    assert [c.choices[0].delta.content for c in proxy] == ["a", "b"]
+    proxy.close()
+    assert _outcome(telemetry) == "completed"
+    assert dict(_chat_spans(telemetry)[0].attributes or {})[semconv.LLM_CHUNKS] == 3  # two tokens, the last
+
+
+def test_proxy_our_recording_error_is_swallowed(telemetry: Telemetry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OTELSTREAM_RAISE_INTERNAL")
+
+    class Weird:
+        @property
+        def choices(self) -> Any:
+            raise KeyError("otelstream cannot read this chunk")
+
+    weird = Weird()
+    proxy = _proxy(_FakeStream([weird]))
+    assert next(proxy) is weird  # the application still gets its chunk
+    with pytest.raises(StopIteration):
+        next(proxy)
+    assert _outcome(telemetry) == "completed"
+
+
+def test_unsampled_runs_still_stream_llm_tokens() -> None:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from otelstream import llm_call
+    from tests.conftest import make_telemetry
+
+    telemetry = make_telemetry(ALWAYS_OFF)
+    try:
+
+        def node(state: Any) -> Any:
+            with llm_call(model="m", provider="p") as call:
+                call.chunk("hidden")
+            return None
+
+        chunks = list(_graph(node).stream({"messages": []}, stream_mode="messages"))
+        assert [c[0].content for c in chunks] == ["hidden", ""]
+        assert telemetry.spans.get_finished_spans() == () or not _chat_spans(telemetry)
+        assert telemetry.logs.get_finished_logs() == ()
+    finally:
+        import otelstream
+
+        otelstream.configure()

@@ -177,9 +177,15 @@ class _SyncStream(wrapt.ObjectProxy[Any]):
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
-        if exc_info[1] is not None and isinstance(exc_info[1], Exception):
-            self._self_call.fail(exc_info[1])
-        self.close()
+        error = exc_info[1]
+        if isinstance(error, Exception):
+            self._self_call.fail(error)
+        try:
+            self.close()
+        except Exception:
+            if error is None:
+                raise
+            # the application's exception wins over the stream's close error
 
 
 class _AsyncStream(wrapt.ObjectProxy[Any]):
@@ -216,9 +222,15 @@ class _AsyncStream(wrapt.ObjectProxy[Any]):
         return self
 
     async def __aexit__(self, *exc_info: Any) -> None:
-        if exc_info[1] is not None and isinstance(exc_info[1], Exception):
-            self._self_call.fail(exc_info[1])
-        await self.close()
+        error = exc_info[1]
+        if isinstance(error, Exception):
+            self._self_call.fail(error)
+        try:
+            await self.close()
+        except Exception:
+            if error is None:
+                raise
+            # the application's exception wins over the stream's close error
 
 
 def _sync_create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
