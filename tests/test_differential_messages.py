@@ -384,3 +384,7 @@ def test_messages_across_an_interrupt_and_resume() -> None:
     first, second = chunks
     assert [c[0] for c in first] == ["messages", "messages", "updates", "updates"]
     assert second[-2][1][0][1]["content"] == "user said yes"
+
+
+def test_version_v2_parts() -> None:
+    assert_same(_with_child, HISTORY, stream_mode=["messages", "updates"], subgraphs=True, version="v2")

@@ -305,3 +305,59 @@ def test_the_agent_example_runs_offline() -> None:
     assert "The weather report says: Oslo: sunny, 21 degrees. Enjoy your day!" in result.stdout
     assert "execute_tool get_weather     under invoke_node tools" in result.stdout
     assert "chat scripted-1              under invoke_node agent" in result.stdout
+
+
+def test_parallel_nodes_stream_their_own_calls_in_order(exported: Exported) -> None:
+    def worker(name: str) -> Any:
+        @stream_llm(model=f"m-{name}", provider="acme")
+        def generate() -> Iterator[str]:
+            for i in range(50):
+                yield f"{name}{i}"
+
+        def node(state: Any) -> Any:
+            return {"messages": [AIMessage("".join(generate()), id=f"final-{name}")]}
+
+        return node
+
+    graph = StateGraph(MessagesState)
+    for name in ("a", "b", "c"):
+        graph.add_node(name, worker(name))
+        graph.add_edge(START, name)
+    chunks = list(graph.compile().stream({"messages": []}, stream_mode="messages"))
+    for name in ("a", "b", "c"):
+        mine = [m.content for m, meta in chunks if meta["langgraph_node"] == name and m.id != f"final-{name}"]
+        assert mine == [f"{name}{i}" for i in range(50)] + [""]
+        spans = [s for s in exported.spans.get_finished_spans() if s.name == f"chat m-{name}"]
+        assert exported.parent_name(spans[0]) == f"invoke_node {name}"
+
+
+def test_llm_tokens_inside_a_subgraph_follow_the_subgraphs_flag(exported: Exported) -> None:
+    def inner(state: Any) -> Any:
+        with llm_call(model="inner", provider="acme") as call:
+            call.chunk("deep")
+        return None
+
+    child = StateGraph(MessagesState)
+    child.add_node("inner", inner)
+    child.add_edge(START, "inner")
+    graph = StateGraph(MessagesState)
+    graph.add_node("child", child.compile())
+    graph.add_edge(START, "child")
+    app = graph.compile()
+    assert list(app.stream({"messages": []}, stream_mode="messages")) == []
+    nested = list(app.stream({"messages": []}, stream_mode="messages", subgraphs=True))
+    assert [(ns[0].split(":")[0], m.content) for ns, (m, _) in nested] == [("child", "deep"), ("child", "")]
+    assert nested[0][1][1]["checkpoint_ns"] == nested[0][0][0]
+
+
+def test_a_call_its_code_never_finished_ends_with_the_run(exported: Exported) -> None:
+    def node(state: Any) -> Any:
+        call = llm_call(model="forgotten", provider="acme")
+        call.chunk("never finished")
+        return None
+
+    list(_one_node(node).stream({"messages": []}, stream_mode="messages"))
+    span = exported.span("chat forgotten")
+    assert dict(span.attributes or {})[semconv.OUTCOME] == "completed"
+    run = exported.span("invoke_workflow LangGraph")
+    assert (span.end_time or 0) <= (run.end_time or 0)

@@ -372,6 +372,9 @@ class TelemetryObserver:
         handle: _Handle | None = run.handle
         if handle is None:
             return
+        if not run.namespace:
+            # an LLM call its code never finished must not outlive the run (nor stay registered)
+            self.run_stopping(run, outcome)
         with handle_internal_errors("ending a run span"):
             dropped = DROPS.take(run.run_id)
             self._emit_run_end(run, outcome, handle, dropped)
@@ -459,7 +462,11 @@ class TelemetryObserver:
             _messages.emit_node_output(self, run, task, result)
 
     def run_stopping(self, run: RunInfo, outcome: Outcome) -> None:
-        """The consumer stopped reading (``abandoned``/``cancelled``): end the run's LLM calls."""
+        """End the LLM calls still open in the run tree with ``outcome``.
+
+        Called when the consumer stops reading (``abandoned``/``cancelled``), before node
+        threads are waited for, and when the root run ends.
+        """
         with handle_internal_errors("ending a stopped run's LLM calls"):
             from otelstream.telemetry.llm import stop_calls
 
