@@ -22,7 +22,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import otelstream
 from otelstream import START, MessagesState, StateGraph, ToolNode, llm_call, stream_llm, tools_condition
 from otelstream.telemetry import semconv
-from otelstream.telemetry.codec import decode, encode
+from otelstream.telemetry.codec import decode, encode, encode_tuple
 from tests.helpers import rebuild, stream_records
 
 
@@ -178,6 +178,11 @@ def test_langchain_messages_round_trip_the_codec() -> None:
     assert decode(encode(chunk)) == chunk
     message = AIMessage("x", id="m", tool_calls=[{"name": "add", "args": {"a": 1}, "id": "c"}])
     assert decode(encode((message, {"langgraph_step": 1}))) == (message, {"langgraph_step": 1})
+    # a token's payload is spliced from its message and the call's metadata encoded once
+    redactor = otelstream.Redactor()
+    metadata = {"api_key": "sk-secret", "node": ("a", 1)}
+    spliced = encode_tuple([encode(chunk, redactor), encode(metadata, redactor)])
+    assert spliced == encode((chunk, metadata), redactor)
 
 
 def test_abandoning_the_stream_ends_the_llm_span_abandoned(exported: Exported) -> None:

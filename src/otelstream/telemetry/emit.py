@@ -214,6 +214,7 @@ class TelemetryObserver:
         targets: list[StreamTarget] | None = None,
         *,
         handle: _Handle | None = None,
+        payload_json: str | None = None,
     ) -> None:
         """Emit one log record per target that wants ``event``.
 
@@ -223,8 +224,8 @@ class TelemetryObserver:
             task: The task that produced it, if any.
             targets: The targets to consider (default: :meth:`targets_for` the event).
             handle: The span the record belongs to (default: the task's, else the run's).
+            payload_json: The payload already encoded (default: encoded here, once).
         """
-        payload_json: str | None = None
         if handle is None:
             handle = task.handle if task is not None and task.handle is not None else run.handle
         if targets is None:

@@ -28,6 +28,7 @@ from otelstream.engine.events import Outcome
 from otelstream.engine.runtime import TaskContext
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
+from otelstream.telemetry.codec import encode
 from otelstream.telemetry.emit import Pipeline, SpanHandle, StreamTarget, span_handle
 from otelstream.telemetry.messages import emit_message
 
@@ -83,6 +84,7 @@ class LLMCall:
         "_first",
         "_last",
         "_lock",
+        "_metadata_json",
         "_metric_attrs",
         "_root",
         "_started",
@@ -127,6 +129,7 @@ class LLMCall:
         self.provider = provider
         self.targets = list(targets)
         self.metadata = metadata or {}
+        self._metadata_json: str | None = None
         self._lock = threading.Lock()
         self._ended = False
         self._chunks = 0
@@ -195,8 +198,19 @@ class LLMCall:
         if ctx is None or not self.targets:
             return
         observer: TelemetryObserver = ctx.observer  # type: ignore[assignment]  # always ours
+        if self._metadata_json is None:
+            # the same for every token of the call: encoded once (the per-token cost halves)
+            self._metadata_json = encode(self.metadata, self.pipeline.redactor)
         emit_message(
-            observer, ctx.run, ctx.task, self.targets, message, self.metadata, dedupe=dedupe, handle=self.handle
+            observer,
+            ctx.run,
+            ctx.task,
+            self.targets,
+            message,
+            self.metadata,
+            dedupe=dedupe,
+            handle=self.handle,
+            metadata_json=self._metadata_json,
         )
 
     def end(

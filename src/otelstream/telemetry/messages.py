@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from otelstream.engine.events import RunInfo, StreamEvent, Task
 from otelstream.engine.types import Command
+from otelstream.telemetry.codec import encode, encode_tuple
 
 if TYPE_CHECKING:
     from otelstream.telemetry.emit import StreamTarget, TelemetryObserver, _Handle
@@ -169,10 +170,12 @@ def emit_message(
     *,
     dedupe: bool,
     handle: _Handle | None = None,
+    metadata_json: str | None = None,
 ) -> None:
     """Emit ``(message, metadata)`` to each of ``targets`` that has not seen its id (if ``dedupe``).
 
-    A message without an id gets one, in place, as LangGraph does.
+    A message without an id gets one, in place, as LangGraph does. ``metadata_json`` is the
+    metadata already encoded: an LLM call encodes it once for all its tokens.
     """
     if getattr(message, "id", None) is None:
         message.id = str(uuid.uuid4())
@@ -183,7 +186,11 @@ def emit_message(
     for target in fresh:
         target.seen_messages.add(message_id)
     event = StreamEvent(run.namespace, "messages", (message, metadata), task.name)
-    observer.emit(event, run, task, fresh, handle=handle)
+    payload_json = None
+    pipeline = observer.pipeline
+    if metadata_json is not None and pipeline.payloads:
+        payload_json = encode_tuple([encode(message, pipeline.redactor), metadata_json])
+    observer.emit(event, run, task, fresh, handle=handle, payload_json=payload_json)
 
 
 def emit_node_output(observer: TelemetryObserver, run: RunInfo, task: Task, result: Any) -> None:
