@@ -366,3 +366,23 @@ def test_a_call_its_code_never_finished_ends_with_the_run(exported: Exported) ->
     assert dict(span.attributes or {})[semconv.OUTCOME] == "completed"
     run = exported.span("invoke_workflow LangGraph")
     assert (span.end_time or 0) <= (run.end_time or 0)
+
+
+async def test_abandoning_astream_ends_the_llm_span_abandoned(exported: Exported) -> None:
+    import asyncio
+
+    async def node(state: Any) -> Any:
+        with llm_call(model="slow-async", provider="acme") as call:
+            call.chunk("first")
+            await asyncio.sleep(5)  # the consumer leaves while the model "generates"
+            call.chunk("never seen")
+        return None
+
+    stream = _one_node(node).astream({"messages": []}, stream_mode="messages")
+    first = await stream.__anext__()
+    assert first[0].content == "first"
+    await stream.aclose()
+    await asyncio.sleep(0.05)  # let the node's task see its cancellation
+    attrs = dict(exported.span("chat slow-async").attributes or {})
+    assert attrs[semconv.OUTCOME] == "abandoned"
+    assert attrs[semconv.LLM_CHUNKS] == 1
