@@ -386,3 +386,40 @@ async def test_abandoning_astream_ends_the_llm_span_abandoned(exported: Exported
     attrs = dict(exported.span("chat slow-async").attributes or {})
     assert attrs[semconv.OUTCOME] == "abandoned"
     assert attrs[semconv.LLM_CHUNKS] == 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "env", "payloads", "captured"),
+    [
+        (None, None, "full", False),  # off by default
+        (True, None, "full", True),
+        (False, "SPAN_ONLY", "full", False),  # the explicit setting wins over the variable
+        (None, "SPAN_AND_EVENT", "full", True),
+        (None, "SPAN_ONLY", "none", False),  # metadata-only telemetry never carries content
+    ],
+)
+def test_message_content_capture_setting(
+    monkeypatch: pytest.MonkeyPatch, setting: bool | None, env: str | None, payloads: Any, captured: bool
+) -> None:
+    if env is None:
+        monkeypatch.delenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, raising=False)
+    else:
+        monkeypatch.setenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, env)
+    spans = InMemorySpanExporter()
+    tracer_provider = TracerProvider()
+    tracer_provider.add_span_processor(SimpleSpanProcessor(spans))
+    otelstream.configure(
+        tracer_provider=tracer_provider,
+        logger_provider=LoggerProvider(),
+        capture_message_content=setting,
+        payloads=payloads,
+    )
+    try:
+        with llm_call(model="c", provider="p", input_messages=[{"role": "user", "content": "secret prompt"}]) as call:
+            call.chunk("secret answer")
+    finally:
+        otelstream.configure()
+    (span,) = spans.get_finished_spans()
+    attrs = dict(span.attributes or {})
+    assert (semconv.GEN_AI_INPUT_MESSAGES in attrs) is captured
+    assert (semconv.GEN_AI_OUTPUT_MESSAGES in attrs) is captured

@@ -140,7 +140,7 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
                 provider=str(meta.get("ls_provider") or "langchain"),
                 targets=targets,
                 metadata=meta,
-                input_messages=_as_parts(messages) if capture_content() else None,
+                input_messages=_as_parts(messages) if capture_content(self._observer.pipeline) else None,
                 parent=parent.handle if parent is not None else None,
             )
 
@@ -181,7 +181,7 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
                 output_tokens=usage.get("output_tokens"),
                 response_model=model if isinstance(model, str) else None,
                 response_id=response_id if isinstance(response_id, str) else None,
-                output_text=message.text if capture_content() else None,
+                output_text=message.text if capture_content(self._observer.pipeline) else None,
             )
 
     def on_llm_error(

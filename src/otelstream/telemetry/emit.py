@@ -71,6 +71,8 @@ class Pipeline:
     redactor: Redactor | None = None
     # False: metadata-only telemetry, no payload leaves the process
     payloads: bool = True
+    # message content on LLM/tool spans: True/False, or None to follow the GenAI env variable
+    capture_content: bool | None = None
 
 
 @dataclasses.dataclass(slots=True, eq=False)

@@ -44,8 +44,17 @@ _OPEN: dict[str, set[LLMCall]] = {}
 _OPEN_LOCK = threading.Lock()
 
 
-def capture_content() -> bool:
-    """Return whether message content goes on LLM and tool spans (the GenAI env variable)."""
+def capture_content(pipeline: Pipeline) -> bool:
+    """Return whether message content goes on LLM and tool spans.
+
+    ``configure(capture_message_content=...)`` decides; unset, the GenAI variable
+    ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` does (off by default). Metadata-only
+    telemetry (``payloads="none"``) never carries content.
+    """
+    if not pipeline.payloads:
+        return False
+    if pipeline.capture_content is not None:
+        return pipeline.capture_content
     return os.environ.get(semconv.ENV_CAPTURE_MESSAGE_CONTENT, "").strip().upper() in _CONTENT_ON
 
 
@@ -147,7 +156,7 @@ class LLMCall:
             span_attrs[semconv.TASK_ID] = ctx.task.id
         if attributes:
             span_attrs.update(attributes)
-        if input_messages is not None and capture_content():
+        if input_messages is not None and capture_content(pipeline):
             span_attrs[semconv.GEN_AI_INPUT_MESSAGES] = _json(input_messages)
         parent_context = parent.context if parent is not None else otel_context.get_current()
         span = pipeline.tracer.start_span(
@@ -265,7 +274,7 @@ class LLMCall:
                 span.set_attribute(semconv.GEN_AI_RESPONSE_MODEL, response_model)
             if response_id:
                 span.set_attribute(semconv.GEN_AI_RESPONSE_ID, response_id)
-            if output_text is not None and capture_content():
+            if output_text is not None and capture_content(self.pipeline):
                 output = [{"role": "assistant", "parts": [{"type": "text", "content": output_text}]}]
                 span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, _json(output))
             _finish_span(self.handle, final, error)
@@ -315,7 +324,7 @@ class ToolCall:
             attrs[semconv.GEN_AI_TOOL_CALL_ID] = call_id
         if description:
             attrs[semconv.GEN_AI_TOOL_DESCRIPTION] = description
-        if arguments is not None and capture_content():
+        if arguments is not None and capture_content(pipeline):
             attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = _json(arguments)
         parent_context = parent.context if parent is not None else otel_context.get_current()
         span = pipeline.tracer.start_span(
@@ -330,7 +339,7 @@ class ToolCall:
                 return
             self._ended = True
         with handle_internal_errors("ending a tool span"):
-            if result is not None and capture_content():
+            if result is not None and capture_content(self.pipeline):
                 self.handle.span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, _json(result))
             outcome: Outcome = "failed" if error is not None else "completed"
             _finish_span(self.handle, outcome, error)
