@@ -299,7 +299,12 @@ class OpenAIInstrumentor:
             if type(self)._instrumented:
                 logger.warning("OpenAIInstrumentor: already instrumented")
                 return
-            import openai.resources.chat.completions.completions  # noqa: F401 - fails clearly if absent
+            try:
+                import openai.resources.chat.completions.completions  # noqa: F401
+            except ImportError as exc:
+                raise ImportError(
+                    "OpenAIInstrumentor needs the openai package: pip install 'otelstream[openai]'"
+                ) from exc
 
             wrapt.wrap_function_wrapper(_MODULE, _TARGETS[0], _sync_create)
             wrapt.wrap_function_wrapper(_MODULE, _TARGETS[1], _async_create)
