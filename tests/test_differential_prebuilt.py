@@ -118,3 +118,31 @@ def test_tool_node_rejects_what_is_not_a_tool() -> None:
         ToolNode([3])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="needs an AIMessage as the last message, got HumanMessage"):
         ToolNode([add])({"messages": [HumanMessage("x")]})
+
+
+@tool
+async def slow_add(a: int, b: int) -> int:
+    """Add two numbers, asynchronously."""
+    return a + b
+
+
+async def test_async_only_tools_under_astream_and_stream() -> None:
+    from tests.differential import assert_same_async
+
+    def build(lib: Lib) -> Any:
+        graph = lib.StateGraph(lib.MessagesState)
+        calls = [{"name": "slow_add", "args": {"a": 2, "b": 3}, "id": "c-1"}]
+        graph.add_node("agent", lambda s: {"messages": [AIMessage("", tool_calls=calls, id="ai-1")]})
+        graph.add_node(lib.ToolNode([slow_add]))
+        graph.add_edge(lib.START, "agent")
+        graph.add_conditional_edges("agent", lib.tools_condition)
+        return graph.compile()
+
+    chunks, error = await assert_same_async(build, {"messages": []}, stream_mode="updates")
+    assert error is None and chunks[-1]["tools"]["messages"][0][1]["content"] == "5"
+    from otelstream import ToolNode
+
+    (message,) = ToolNode([slow_add])(
+        [AIMessage("", tool_calls=[{"name": "slow_add", "args": {"a": 1, "b": 1}, "id": "c"}])]
+    )
+    assert message.content == "2"

@@ -7,13 +7,14 @@ its context variable (set by otelstream around every node): tool callbacks, the
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
 
 from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
-from langchain_core.tools import BaseTool, ToolException
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from langchain_core.tools import tool as create_tool
 from pydantic import ValidationError
 
@@ -147,7 +148,7 @@ class ToolNode:
         try:
             try:
                 # no config: LangChain takes the node's from its context variable
-                response = tool.invoke({**call, "type": "tool_call"})
+                response = _invoke(tool, {**call, "type": "tool_call"})
             except ValidationError as exc:
                 raise ToolInvocationError(call["name"], exc, call["args"]) from exc
         except Exception as exc:
@@ -182,6 +183,20 @@ class ToolNode:
                 update = [output] if input_type == "list" else {self.messages_key: [output]}
                 combined.append(Command(update=update))
         return combined
+
+
+def _invoke(tool: BaseTool, call: dict[str, Any]) -> Any:
+    if not (isinstance(tool, StructuredTool) and tool.func is None and tool.coroutine is not None):
+        return tool.invoke(call)
+    # an async-only tool: ToolNode is synchronous, so the coroutine gets an event loop of its own
+    # (asyncio.run copies the context: callbacks still find the node's config and span)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(tool.ainvoke(call))
+    # this thread already runs a loop (a sync stream() called from async code): use another
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="otelstream-tool") as pool:
+        return pool.submit(contextvars.copy_context().run, asyncio.run, tool.ainvoke(call)).result()
 
 
 def tools_condition(state: Any, messages_key: str = "messages") -> Literal["tools", "__end__"]:
