@@ -423,3 +423,27 @@ def test_message_content_capture_setting(
     attrs = dict(span.attributes or {})
     assert (semconv.GEN_AI_INPUT_MESSAGES in attrs) is captured
     assert (semconv.GEN_AI_OUTPUT_MESSAGES in attrs) is captured
+
+
+def test_a_telemetry_failure_in_the_llm_path_never_breaks_the_app(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    import otelstream.telemetry.llm as llm_module
+
+    monkeypatch.delenv("OTELSTREAM_RAISE_INTERNAL")
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("encoder exploded")
+
+    monkeypatch.setattr(llm_module, "emit_message", broken)
+    model = GenericFakeChatModel(messages=iter([AIMessage("still works")]))
+    graph = _one_node(lambda s: {"messages": [model.invoke(s["messages"])]})
+    with caplog.at_level(logging.ERROR, logger="otelstream"):
+        chunks = list(graph.stream({"messages": []}, stream_mode=["messages", "updates"]))
+    # the tokens are lost (and logged), the node's own message and update still arrive
+    assert [c[0] for c in chunks] == ["messages", "updates"]
+    assert chunks[-1][1]["llm"]["messages"][0].content == "still works"
+    assert "otelstream failed while recording an LLM chunk" in caplog.text
+    assert dict(exported.span("chat GenericFakeChatModel").attributes or {})[semconv.OUTCOME] == "completed"
