@@ -388,3 +388,48 @@ def test_messages_across_an_interrupt_and_resume() -> None:
 
 def test_version_v2_parts() -> None:
     assert_same(_with_child, HISTORY, stream_mode=["messages", "updates"], subgraphs=True, version="v2")
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+def test_two_levels_of_subgraphs(subgraphs: bool) -> None:
+    def build(lib: Lib) -> Any:
+        model = FakeListChatModel(responses=["gc"])
+        grandchild = lib.StateGraph(lib.MessagesState)
+        grandchild.add_node("g_llm", lambda s: {"messages": [model.invoke(s["messages"])]}, metadata={"g": 1})
+        grandchild.add_edge(lib.START, "g_llm")
+        child = lib.StateGraph(lib.MessagesState)
+        child.add_node("inner", grandchild.compile(), metadata={"c": 1})
+        child.add_node("c_out", lambda s: {"messages": [AIMessage("from child")]})
+        child.add_edge(lib.START, "inner")
+        child.add_edge("inner", "c_out")
+        graph = lib.StateGraph(lib.MessagesState)
+        graph.add_node("child", child.compile())
+        graph.add_edge(lib.START, "child")
+        return graph.compile()
+
+    assert_same(build, HISTORY, config=CONFIG, stream_mode=["messages", "updates"], subgraphs=subgraphs)
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+async def test_explicit_inner_messages_astream(subgraphs: bool) -> None:
+    def build(lib: Lib) -> Any:
+        model = FakeListChatModel(responses=["yo"])
+        inner = lib.StateGraph(lib.MessagesState)
+
+        async def il(state: Any) -> Any:
+            return {"messages": [await model.ainvoke("q")]}
+
+        inner.add_node("il", il)
+        inner.add_edge(lib.START, "il")
+        compiled = inner.compile()
+
+        async def caller(state: Any) -> Any:
+            parts = [str(c.content) async for c, _ in compiled.astream({"messages": []}, stream_mode="messages")]
+            return {"messages": [AIMessage("".join(parts), id="joined")]}
+
+        graph = lib.StateGraph(lib.MessagesState)
+        graph.add_node("caller", caller)
+        graph.add_edge(lib.START, "caller")
+        return graph.compile()
+
+    await assert_same_async(build, {"messages": []}, stream_mode="messages", subgraphs=subgraphs)
