@@ -45,7 +45,9 @@ def test_demo_streams_three_modes_live_and_writes_replayable_telemetry(tmp_path:
     assert replay.returncode == 0, replay.stderr
     chunks = [json.loads(line) for line in replay.stdout.splitlines()]
     assert [c["seq"] for c in chunks] == list(range(24))
+    assert len({c["run_id"] for c in chunks}) == 1
     assert chunks[1] == {
+        "run_id": chunks[0]["run_id"],
         "seq": 1,
         "ns": [],
         "mode": "custom",
@@ -80,3 +82,40 @@ def test_errors_are_one_line_without_traceback(capsys: pytest.CaptureFixture[str
     assert capsys.readouterr().err == f"otelstream: error: no such file: {tmp_path / 'nope.jsonl'}\n"
     assert main(["demo", "--graph", str(tmp_path / "missing.py:graph")]) == 2
     assert "graph file" in capsys.readouterr().err
+
+
+def test_replay_of_a_thread_prints_each_run_in_order(tmp_path: Path) -> None:
+    db, telemetry = tmp_path / "threads.db", tmp_path / "approval.otlp.jsonl"
+    example = Path(__file__).resolve().parent.parent / "examples" / "approval.py"
+    common = ["--db", str(db), "--telemetry", str(telemetry), "--thread", "refund-7"]
+    env = {**os.environ, "OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+    for answer in ("", "approve"):  # two processes: stop at the question, then resume
+        done = subprocess.run(
+            [sys.executable, str(example), *common, "--answer", answer],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+    assert "Decision: approved" in done.stdout
+
+    runs = _otelstream("runs", str(telemetry), "--thread", "refund-7")
+    assert runs.returncode == 0, runs.stderr
+    assert [line.split()[4] for line in runs.stdout.splitlines()[1:]] == ["interrupted", "completed"]
+    replay = _otelstream("replay", str(telemetry), "--thread", "refund-7")
+    assert replay.returncode == 0, replay.stderr
+    chunks = [json.loads(line) for line in replay.stdout.splitlines()]
+    run_ids = list(dict.fromkeys(c["run_id"] for c in chunks))
+    assert len(run_ids) == 2
+    first = [c for c in chunks if c["run_id"] == run_ids[0]]
+    second = [c for c in chunks if c["run_id"] == run_ids[1]]
+    assert first[-1]["mode"] == "updates" and "__interrupt__" in first[-1]["chunk"]
+    assert second[-1] == {
+        "run_id": run_ids[1],
+        "seq": len(second) - 1,
+        "ns": [],
+        "mode": "updates",
+        "chunk": {"notify": {"log": ["customer notified (approved)"]}},
+    }

@@ -15,7 +15,10 @@ import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from otelstream._replay import Replay
 
 __all__ = ["main"]
 
@@ -126,21 +129,28 @@ def _replay(args: argparse.Namespace) -> int:
     import otelstream
     from otelstream.telemetry.codec import encode
 
+    options: dict[str, Any] = {"stream_mode": args.stream_mode, "subgraphs": args.subgraphs, "project": args.project}
     try:
-        replayed = otelstream.replay(
-            args.source,
-            run_id=args.run_id,
-            stream_mode=args.stream_mode,
-            subgraphs=args.subgraphs,
-            project=args.project,
-        )
-        for seq, chunk in replayed.numbered():
-            print(
-                f'{{"seq":{seq},"ns":{encode(list(chunk.namespace))},"mode":"{chunk.mode}",'
-                f'"chunk":{encode(chunk.payload)}}}'
-            )
+        if args.thread is not None:
+            if args.run_id is not None:
+                raise CliError("pass either --run-id or --thread, not both")
+            replays = otelstream.replay_thread(args.source, args.thread, **options)
+        else:
+            replays = [otelstream.replay(args.source, run_id=args.run_id, **options)]
+        for replayed in replays:
+            # a thread's runs one after the other, each line naming its run
+            for seq, chunk in replayed.numbered():
+                print(
+                    f'{{"run_id":{encode(replayed.run.run_id)},"seq":{seq},"ns":{encode(list(chunk.namespace))},'
+                    f'"mode":"{chunk.mode}","chunk":{encode(chunk.payload)}}}'
+                )
     except (otelstream.ReplayError, otelstream.ReplaySourceError) as exc:
         raise CliError(str(exc)) from None
+    return 0 if all([_report(replayed) for replayed in replays]) else 1
+
+
+def _report(replayed: Replay) -> bool:
+    # what the source lacks goes to stderr; True when the run's stream is complete
     for gap in replayed.gaps:
         print(
             f"otelstream: gap: chunks {gap.first_seq}..{gap.first_seq + gap.count - 1} are missing",
@@ -150,14 +160,14 @@ def _replay(args: argparse.Namespace) -> int:
         print(f"otelstream: chunk {seq} was truncated in telemetry", file=sys.stderr)
     for note in replayed.notes:
         print(f"otelstream: {note}", file=sys.stderr)
-    return 0 if replayed.complete else 1
+    return replayed.complete
 
 
 def _runs(args: argparse.Namespace) -> int:
     import otelstream
 
     try:
-        found = otelstream.runs(args.source, project=args.project)
+        found = otelstream.runs(args.source, thread_id=args.thread, project=args.project)
     except otelstream.ReplaySourceError as exc:
         raise CliError(str(exc)) from None
     print(f"{'run id':<36}  {'graph':<16} {'start (UTC)':<26} {'seconds':>8}  {'outcome':<10} {'chunks':>11}  modes")
@@ -191,6 +201,7 @@ def _parser() -> argparse.ArgumentParser:
     replay = sub.add_parser("replay", help="print a run's stream, rebuilt from its telemetry, as JSON lines")
     replay.add_argument("source", help=source_help)
     replay.add_argument("--run-id", help="the run to replay (required when the source holds several)")
+    replay.add_argument("--thread", help="replay every run of this thread id, in order (interrupts and resumes)")
     replay.add_argument("--stream-mode", nargs="+", help="modes to replay (default: those the run streamed)")
     replay.add_argument("--subgraphs", action="store_true", help="include subgraph chunks")
     replay.add_argument("--project", default="default", help="Phoenix project (default: %(default)s)")
@@ -198,6 +209,7 @@ def _parser() -> argparse.ArgumentParser:
 
     runs = sub.add_parser("runs", help="list the streamed runs a source holds")
     runs.add_argument("source", help=source_help)
+    runs.add_argument("--thread", help="only the runs of this thread id")
     runs.add_argument("--project", default="default", help="Phoenix project (default: %(default)s)")
     runs.set_defaults(func=_runs)
     return parser

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import uuid
 from collections.abc import AsyncGenerator, Callable, Generator
 from typing import Any
@@ -34,6 +35,8 @@ from otelstream.errors import GraphInterrupt
 from otelstream.telemetry.emit import StreamTarget, TelemetryObserver
 
 __all__ = ["Driver"]
+
+logger = logging.getLogger("otelstream")
 
 # chunks that must reach the consumer while a node runs force nodes onto worker threads
 _LIVE_MODES = frozenset(("custom", "messages"))
@@ -188,6 +191,15 @@ class _Run:
         assert self.channel is not None and self.target is not None
         return self.channel.drain_all(self.target.issued())
 
+    def finish(self, outcome: Outcome) -> None:
+        """Keep the thread's finished superstep when the consumer stopped reading early."""
+        if outcome == "abandoned":
+            try:
+                self.loop.finish_abandoned_step()
+            except Exception:
+                # close() must not raise: the thread stays at its previous checkpoint
+                logger.warning("otelstream: could not checkpoint the superstep of an abandoned run", exc_info=True)
+
     def release(self, outcome: Outcome | None = None) -> None:
         """Let producers blocked on a full channel go: the consumer stops reading."""
         if self.channel is not None:
@@ -279,6 +291,7 @@ class Driver:
         finally:
             state.release(outcome)  # before waiting for node threads that may be blocked on it
             runner.close()
+            state.finish(outcome)
             state.close(outcome, error)
 
     def astream(
@@ -332,6 +345,7 @@ class Driver:
             outcome, error = _outcome_of(exc), exc
             raise
         finally:
+            state.finish(outcome)
             state.close(outcome, error)
 
     def invoke_nested(self, graph: CompiledStateGraph, input: Any, config: Any) -> Any:

@@ -64,6 +64,10 @@ class Task:
     cached: bool = False
     # what interrupt() calls inside the task return (an engine.interrupts.InterruptScope)
     interrupt_scope: Any = None
+    # the task paused at an interrupt and now runs again: a subgraph it runs resumes too
+    resuming: bool = False
+    # the run's engine.persistence.Persistence: subgraphs the task runs checkpoint under it
+    persistence: Any = None
     # what the observer attaches to the task (its span); opaque to the engine
     handle: Any = None
 

@@ -23,12 +23,25 @@ from otelstream.errors import GraphInterrupt
 if TYPE_CHECKING:
     from otelstream.engine.events import Task
 
-__all__ = ["InterruptScope", "PendingResume", "interrupt", "mark_breakpoint", "should_interrupt"]
+__all__ = ["InterruptScope", "ParentResume", "PendingResume", "interrupt", "mark_breakpoint", "should_interrupt"]
 
 MULTIPLE_INTERRUPTS = (
     "When there are multiple pending interrupts, you must specify the interrupt id when resuming. "
     "Docs: https://docs.langchain.com/oss/python/langgraph/interrupts#handling-multiple-interrupts."
 )
+
+
+class ParentResume:
+    """A resumed subgraph's answers: those of the task that runs it, one level up."""
+
+    def __init__(self, scope: InterruptScope) -> None:
+        """Answer from ``scope``, the calling task's."""
+        self._scope = scope
+
+    def take(self, task: Task) -> tuple[bool, Any]:
+        """Return the calling task's next unmatched answer, if there is one."""
+        pending = self._scope.pending
+        return pending.take(self._scope.task) if pending is not None else (False, None)
 
 
 class PendingResume:
@@ -82,7 +95,7 @@ class InterruptScope:
 
     task: Task
     answers: list[Any]
-    pending: PendingResume | None
+    pending: PendingResume | ParentResume | None
     on_answer: Callable[[Task, list[Any]], None]
     calls: int = 0
 

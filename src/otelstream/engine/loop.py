@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import inspect
 import threading
-import uuid
-from datetime import datetime, timezone
 from typing import Any
 
-from otelstream.checkpoint.base import ERROR, INTERRUPT, RESUME, BaseCheckpointSaver
-from otelstream.engine.channels import MISSING, BaseChannel, troubleshooting
+from otelstream.checkpoint.base import BaseCheckpointSaver
+from otelstream.engine.channels import BaseChannel, troubleshooting
 from otelstream.engine.compiled import PULL, PUSH, TASK_ID_KEY, TASKS, CompiledStateGraph
+from otelstream.engine.durable import DurableSteps, utc_timestamp
 from otelstream.engine.events import RunInfo, RunObserver, StreamEvent, Task
-from otelstream.engine.interrupts import InterruptScope, PendingResume, mark_breakpoint, should_interrupt
-from otelstream.engine.persistence import Persistence, StateSnapshot, task_id_for
+from otelstream.engine.interrupts import (
+    ParentResume,
+    PendingResume,
+    should_interrupt,
+)
+from otelstream.engine.persistence import Persistence
 from otelstream.engine.types import START, Command, Interrupt, StreamMode
 from otelstream.engine.writes import (
     TaskWrites,
@@ -74,11 +77,7 @@ def _sort_key(task: Task) -> tuple[Any, ...]:
     return (0, task.name, 0) if task.path[0] == PULL else (1, "", task.path[1])
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat()
-
-
-class RunLoop(TaskWrites):
+class RunLoop(TaskWrites, DurableSteps):
     """Runs one graph execution superstep by superstep; see the module docstring."""
 
     def __init__(
@@ -120,17 +119,31 @@ class RunLoop(TaskWrites):
         # a task's outcome chunks (update, task result) stay together, as LangGraph's
         # commit emits them, even when another task finishes at the same moment
         self._commit_lock = threading.Lock()
+        self._committed: set[str] = set()
+        self.muted = False
         self.start_step = 0
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
         # set when the run paused: a task called interrupt(), or a static breakpoint fired
         self.interrupted = False
         self.interrupts: list[Interrupt] = []
-        self.resume: PendingResume | None = None
+        self.resume: PendingResume | ParentResume | None = None
         self.previous_trace: dict[str, str] | None = None
         self.persistence: Persistence | None = None
+        parent = run.parent_task
         if checkpointer is not None:
             self.persistence = Persistence(checkpointer, run.config, self.topology.fields)
+        elif parent is not None and parent.persistence is not None:
+            # a subgraph of a checkpointed run checkpoints under its own namespace
+            above: Persistence = parent.persistence
+            self.persistence = Persistence(
+                above.saver,
+                run.config,
+                self.topology.fields,
+                namespace="|".join(self.namespace),
+                parents=above.child_parents(),
+            )
+        if self.persistence is not None:
             if self.persistence.saved is not None:
                 self.persistence.restore(self)
                 run.previous_trace = self.previous_trace
@@ -139,7 +152,7 @@ class RunLoop(TaskWrites):
 
     def wants(self, mode: StreamMode) -> bool:
         """Return whether anyone consumes ``mode`` chunks of this run."""
-        return self.observer.wants(self.namespace, mode)
+        return not self.muted and self.observer.wants(self.namespace, mode)
 
     def _emit(self, mode: StreamMode, payload: Any, task: Task | None = None) -> None:
         node = task.name if task is not None else None
@@ -152,7 +165,7 @@ class RunLoop(TaskWrites):
             kind = "task_result" if result else "task"
             self._emit(
                 "debug",
-                {"step": self.step, "timestamp": _now(), "type": kind, "payload": payload},
+                {"step": self.step, "timestamp": utc_timestamp(), "type": kind, "payload": payload},
                 task,
             )
 
@@ -176,7 +189,12 @@ class RunLoop(TaskWrites):
         """
         from otelstream.errors import EmptyInputError
 
-        resuming = input is None or (isinstance(input, Command) and input.resume is not None)
+        parent = self.run.parent_task
+        resuming = (
+            input is None
+            or (isinstance(input, Command) and input.resume is not None)
+            or (parent is not None and parent.resuming)  # a subgraph resumes with its caller
+        )
         persistence = self.persistence
         if resuming and persistence is not None and persistence.saved is not None:
             self._resume(input)
@@ -230,77 +248,6 @@ class RunLoop(TaskWrites):
             config=self.run.config,
         )
 
-    def _resume(self, input: Any) -> None:
-        # continue the thread from its checkpoint: LangGraph re-emits the current values
-        # (and checkpoint), and the next tick re-plans the interrupted superstep
-        persistence = self.persistence
-        assert persistence is not None
-        resume = input.resume if isinstance(input, Command) else MISSING
-        self.resume = PendingResume(resume, persistence.interrupted_tasks())
-        mark_breakpoint(self.versions, self.seen)
-        self.start_step = self.step
-        if self.wants("values"):
-            self._emit("values", self.output_values())
-        self._emit_checkpoint()
-
-    # --- checkpoints ----------------------------------------------------------------------
-
-    def output_values(self) -> Any:
-        """Return the current values of the output keys, as a "values" chunk shows them."""
-        keys = self.output_keys
-        if isinstance(keys, str):
-            channel = self.channels[keys]
-            return channel.get() if channel.is_available() else None
-        return self.topology.read_values(self.channels, keys)
-
-    def observer_trace(self) -> dict[str, str] | None:
-        """Return where this run is in telemetry, for the checkpoints it writes."""
-        return self.observer.trace_reference(self.run)
-
-    def _emit_checkpoint(self, tasks: list[Task] | None = None) -> None:
-        # the current checkpoint with the tasks planned from it, for "checkpoints" and "debug"
-        persistence = self.persistence
-        if persistence is None or not (self.wants("checkpoints") or self.wants("debug")):
-            return
-        if tasks is None:
-            tasks = self._plan(self.step + 1)
-        payload = persistence.payload(self, tasks)
-        if self.wants("checkpoints"):
-            self._emit("checkpoints", payload)
-        if self.wants("debug"):
-            self._emit(
-                "debug",
-                {"step": payload["metadata"]["step"], "timestamp": _now(), "type": "checkpoint", "payload": payload},
-            )
-
-    def snapshot(self, *, apply_pending: bool = True) -> StateSnapshot | None:
-        """Return the thread's state at the loaded checkpoint, or None without one."""
-        persistence = self.persistence
-        if persistence is None or persistence.saved is None:
-            return None
-        if persistence.saved.metadata.get("source") == "input":
-            tasks = [self._start_task(None)]  # the input checkpoint's one task: applying the input
-        else:
-            tasks = self._plan(self.step + 1)
-        return persistence.snapshot(self, tasks, apply_pending=apply_pending)
-
-    def preview_values(self, tasks: list[Task]) -> Any:
-        """Return the output values as they would be with ``tasks``' writes applied."""
-        preview = {key: channel.copy() for key, channel in self.channels.items()}
-        self._apply(tasks, preview)
-        current, self.channels = self.channels, preview
-        try:
-            return self.output_values()
-        finally:
-            self.channels = current
-
-    def _task_id(self, name: str, path: tuple[Any, ...], step: int | None = None) -> str:
-        persistence = self.persistence
-        if persistence is None or persistence.checkpoint_id is None:
-            return str(uuid.uuid4())
-        step = self.step if step is None else step
-        return task_id_for(persistence.checkpoint_id, self.namespace, step, name, path)
-
     # --- plan -----------------------------------------------------------------------------
 
     def tick(self) -> bool:
@@ -328,10 +275,12 @@ class RunLoop(TaskWrites):
             return False
         persistence = self.persistence
         if persistence is not None:
+            paused = persistence.interrupted_tasks()
             for task in tasks:
                 writes = persistence.writes_of(task.id)
                 if writes:  # finished before the run stopped: reuse its writes
                     task.writes, task.cached = writes, True
+                task.resuming = task.id in paused
         for task in tasks:
             payload: dict[str, Any] = {
                 "id": task.id,
@@ -363,7 +312,6 @@ class RunLoop(TaskWrites):
             sends = self.channels[TASKS]
             if sends.is_available():
                 for index, packet in enumerate(sends.get()):
-                    # LangGraph's path for a Send task: (PUSH, index, False); True marks @task calls
                     tasks.append(self._new_task(packet.node, (PUSH, index, False), packet.arg, ("__pregel_push",)))
             for name in sorted(self.topology.nodes):
                 if self._triggered(name):
@@ -373,33 +321,6 @@ class RunLoop(TaskWrites):
             return tasks
         finally:
             self.step = saved_step
-
-    def _breakpoint(self) -> None:
-        # a static breakpoint: LangGraph streams an empty interrupt and stops
-        mark_breakpoint(self.versions, self.seen)
-        self.interrupted = True
-        if self.wants("updates"):
-            self._emit("updates", {"__interrupt__": ()})
-
-    def interrupt_scope(self, task: Task) -> InterruptScope:
-        """Return what ``interrupt()`` calls in ``task``'s next attempt answer with."""
-        parent = self.run.parent_task
-        if self.persistence is None and parent is not None and parent.interrupt_scope is not None:
-            # a graph run inside a node without its own checkpoints re-runs from its start
-            # on resume: its interrupt() calls pause, and are answered for, the calling task
-            scope: InterruptScope = parent.interrupt_scope
-            return scope
-        answers: list[Any] = []
-        persistence = self.persistence
-        if persistence is not None:
-            saved = persistence.special(task.id, RESUME)
-            answers = list(saved) if saved is not MISSING else []
-        return InterruptScope(task, answers, self.resume, self._save_answers)
-
-    def _save_answers(self, task: Task, answers: list[Any]) -> None:
-        if self.persistence is not None:
-            with self._commit_lock:
-                self.persistence.put_writes(task.id, [(RESUME, answers)])
 
     def _triggered(self, name: str) -> bool:
         seen = self.seen.get(name, {})
@@ -451,6 +372,7 @@ class RunLoop(TaskWrites):
             namespace=namespace,
             graph_name=self.topology.name,
             config=config,
+            persistence=self.persistence,
         )
 
     def _task_metadata(self, task: Task) -> dict[str, Any]:
@@ -513,6 +435,7 @@ class RunLoop(TaskWrites):
             self._commit(task, error)
 
     def _commit(self, task: Task, error: BaseException | None) -> None:
+        self._committed.add(task.id)
         if task.interrupts and error is None:
             self._commit_interrupt(task)
             return
@@ -531,42 +454,6 @@ class RunLoop(TaskWrites):
             }
             self._emit_task_event(payload, task, result=True)
         self.observer.task_ended(task, error)
-
-    def _commit_interrupt(self, task: Task) -> None:
-        # LangGraph streams each paused task's interrupts as an update, then the state
-        # (the step's writes not applied) with them, then the task result
-        interrupts = tuple(task.interrupts)
-        self.interrupts.extend(interrupts)
-        if self.persistence is not None:
-            self.persistence.put_writes(task.id, [(INTERRUPT, list(interrupts))])
-        if self.wants("updates"):
-            self._emit("updates", {"__interrupt__": interrupts}, task)
-        if self.wants("values"):
-            values = self.output_values()
-            self._emit("values", {**values, "__interrupt__": interrupts} if isinstance(values, dict) else values)
-        if self.wants("tasks") or self.wants("debug"):
-            payload: dict[str, Any] = {
-                "id": task.id,
-                "name": task.name,
-                "error": None,
-                "result": {},
-                "interrupts": [
-                    {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in interrupts
-                ],
-            }
-            self._emit_task_event(payload, task, result=True)
-        self.observer.task_ended(task, None)
-
-    def _keep_writes(self, task: Task, error: BaseException | None) -> None:
-        # saved as the task finishes: a resume (or a restart after a crash) reuses them
-        assert self.persistence is not None
-        if error is None:
-            self.persistence.put_writes(task.id, list(task.writes))
-        elif isinstance(error, Exception):
-            try:
-                self.persistence.put_writes(task.id, [(ERROR, error)])
-            except Exception:  # an unpicklable error must not hide the node's own
-                pass
 
     # --- apply ----------------------------------------------------------------------------
 

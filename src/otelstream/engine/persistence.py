@@ -100,14 +100,25 @@ class Persistence:
         config: dict[str, Any],
         state_keys: Collection[str],
         saved: CheckpointTuple | None = None,
+        *,
+        namespace: str | None = None,
+        parents: dict[str, str] | None = None,
     ) -> None:
         """Find the thread's checkpoint ``config`` names (its latest by default), or use ``saved``.
+
+        A subgraph keeps its checkpoints in the thread under its own ``namespace``
+        (``child:<task id>``); ``parents`` maps each enclosing graph's namespace to the
+        checkpoint it was at, as LangGraph's ``checkpoint_map`` does.
 
         Raises:
             CheckpointError: ``config`` names no ``thread_id``.
         """
         self.saver = saver
         self.thread_id, self.checkpoint_ns, _ = checkpoint_address(config)
+        self.parents = dict(parents or {})
+        if namespace is not None:
+            self.checkpoint_ns = namespace
+            config = {"configurable": {"thread_id": self.thread_id, "checkpoint_ns": namespace}}
         self.extra = _public_configurable(config)
         self.state_keys = frozenset(state_keys)
         self.saved: CheckpointTuple | None = saved if saved is not None else saver.get_tuple(config)
@@ -178,12 +189,17 @@ class Persistence:
             "versions_seen": {node: dict(seen) for node, seen in loop.seen.items()},
             "trace": loop.observer_trace(),
         }
-        metadata = {"source": source, "step": loop.step, "parents": {}}
+        metadata = {"source": source, "step": loop.step, "parents": dict(self.parents)}
         address = parent or {"configurable": {"thread_id": self.thread_id, "checkpoint_ns": self.checkpoint_ns}}
         self.config = self.saver.put(address, checkpoint, metadata)
         self.pending = []
         self.saved = CheckpointTuple(self.config, checkpoint, metadata, parent, [])
         return self.config
+
+    def child_parents(self) -> dict[str, str]:
+        """Return the ``parents`` of a subgraph run by a task of this run."""
+        assert self.checkpoint_id is not None
+        return {**self.parents, self.checkpoint_ns: self.checkpoint_id}
 
     def put_writes(self, task_id: str, writes: list[tuple[str, Any]]) -> None:
         """Keep a task's writes as pending writes of the current checkpoint."""
@@ -202,10 +218,20 @@ class Persistence:
             "thread_id": configurable.pop("thread_id"),
             **configurable,
         }
+        parent_config = self.saved.parent_config
+        if self.parents:
+            # a subgraph's checkpoints name the checkpoints of the graphs around it
+            checkpoint_map = {**self.parents, self.checkpoint_ns: self.checkpoint_id}
+            configurable = {**configurable, "checkpoint_map": checkpoint_map}
+            configurable["checkpoint_id"] = configurable.pop("checkpoint_id")
+            if parent_config is not None:
+                parent_id = parent_config["configurable"]["checkpoint_id"]
+                parent_map = {**self.parents, self.checkpoint_ns: parent_id}
+                parent_config = {"configurable": {**parent_config["configurable"], "checkpoint_map": parent_map}}
         task_list = list(tasks)
         return {
             "config": {"configurable": configurable},
-            "parent_config": self.saved.parent_config,
+            "parent_config": parent_config,
             "values": loop.output_values(),
             "metadata": dict(self.saved.metadata),
             "next": [t.name for t in task_list],
