@@ -55,6 +55,7 @@ SCRIPT = textwrap.dedent(
             out.append([message.content, message.chunk_position, metadata["langgraph_node"]])
         else:
             out.append(chunk)
+    exec("from otelstream import *", {})  # the star import needs no optional extra
     try:
         otelstream.ToolNode
     except ImportError as exc:

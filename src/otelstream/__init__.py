@@ -85,7 +85,6 @@ __all__ = [
     "InvalidStreamArgumentError",
     "InvalidUpdateError",
     "LLMStream",
-    "MessagesState",
     "OtelstreamError",
     "PregelTask",
     "Redactor",
@@ -100,10 +99,8 @@ __all__ = [
     "StateSnapshot",
     "StreamMode",
     "StreamWriter",
-    "ToolNode",
     "TruncatedPayload",
     "__version__",
-    "add_messages",
     "configure",
     "force_flush",
     "get_config",
@@ -116,14 +113,18 @@ __all__ = [
     "runs",
     "shutdown",
     "stream_llm",
-    "tools_condition",
     "write_progress",
 ]
 
 if TYPE_CHECKING:
-    from otelstream.prebuilt import MessagesState, ToolNode, add_messages, tools_condition
+    from otelstream.prebuilt import MessagesState as MessagesState
+    from otelstream.prebuilt import ToolNode as ToolNode
+    from otelstream.prebuilt import add_messages as add_messages
+    from otelstream.prebuilt import tools_condition as tools_condition
 
-# the prebuilt agent pieces need LangChain (an optional extra): imported on first use
+# the prebuilt agent pieces need LangChain (an optional extra): imported on first use, and
+# listed in otelstream.prebuilt.__all__ rather than here, so `from otelstream import *` works
+# without LangChain
 _PREBUILT = frozenset(("MessagesState", "ToolNode", "add_messages", "tools_condition"))
 
 
