@@ -146,3 +146,10 @@ async def test_async_only_tools_under_astream_and_stream() -> None:
         [AIMessage("", tool_calls=[{"name": "slow_add", "args": {"a": 1, "b": 1}, "id": "c"}])]
     )
     assert message.content == "2"
+
+
+def test_add_messages_refuses_the_openai_format() -> None:
+    from otelstream import add_messages
+
+    with pytest.raises(ValueError, match=r"unsupported arguments \['format'\]"):
+        add_messages([], [HumanMessage("a")], format="langchain-openai")

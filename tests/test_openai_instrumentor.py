@@ -294,3 +294,12 @@ def test_unsampled_runs_still_stream_llm_tokens() -> None:
         import otelstream
 
         otelstream.configure()
+
+
+def test_instrument_without_the_openai_package_says_what_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    instrumentor = OpenAIInstrumentor()
+    assert not instrumentor.is_instrumented
+    monkeypatch.setitem(sys.modules, "openai.resources.chat.completions.completions", None)
+    with pytest.raises(ImportError, match=r"pip install 'otelstream\[openai\]'"):
+        instrumentor.instrument()
+    assert not instrumentor.is_instrumented
