@@ -83,7 +83,7 @@ GEN_AI_TOOL_DESCRIPTION: Final = "gen_ai.tool.description"
 GEN_AI_TOOL_CALL_ARGUMENTS: Final = "gen_ai.tool.call.arguments"
 GEN_AI_TOOL_CALL_RESULT: Final = "gen_ai.tool.call.result"
 LLM_CHUNKS: Final = "otelstream.llm.chunks"
-"""How many chunks (tokens) the LLM call streamed."""
+"""How many chunks the LLM call streamed (the closing chunk of `llm_call`/OpenAI calls included)."""
 
 METRIC_OPERATION_DURATION: Final = "gen_ai.client.operation.duration"
 METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
