@@ -63,6 +63,9 @@ class Topology:
     joins: dict[str, list[str]]
     join_names: dict[str, frozenset[str]]
     branches: dict[str, dict[str, BranchSpec]]
+    # channel -> the nodes it triggers, by name: a step plans only the nodes whose trigger
+    # channels the previous step changed (LangGraph's updated-channels rule)
+    triggered_by: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
 
     def new_channels(self) -> dict[str, BaseChannel]:
         """Return a fresh set of empty channels for one run."""
@@ -125,7 +128,18 @@ def build_topology(graph: StateGraph[Any], name: str) -> Topology:
         joins=joins,
         join_names=join_names,
         branches={k: dict(v) for k, v in graph.branches.items()},
+        triggered_by=_triggered_by(triggers),
     )
+
+
+def _triggered_by(triggers: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
+    nodes: dict[str, list[str]] = {}
+    for node, channels in triggers.items():
+        if node == START:
+            continue
+        for channel in channels:
+            nodes.setdefault(channel, []).append(node)
+    return {channel: tuple(sorted(names)) for channel, names in nodes.items()}
 
 
 class StreamDriver(Protocol):

@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from otelstream.checkpoint.base import BaseCheckpointSaver
-from otelstream.engine.channels import BaseChannel, troubleshooting
+from otelstream.engine.channels import BaseChannel, EphemeralValue, Topic, troubleshooting
 from otelstream.engine.compiled import PULL, PUSH, TASK_ID_KEY, TASKS, CompiledStateGraph
 from otelstream.engine.durable import DurableSteps, utc_timestamp
 from otelstream.engine.events import RunInfo, RunObserver, StreamEvent, Task
@@ -105,6 +105,9 @@ class RunLoop(TaskWrites, DurableSteps):
         self.observer = observer
         self.recursion_limit = recursion_limit
         self.channels: dict[str, BaseChannel] = self.topology.new_channels()
+        self._clearing = [k for k, c in self.channels.items() if isinstance(c, (EphemeralValue, Topic))]
+        # the channels the last applied step changed; None until a step was applied
+        self.changed: set[str] | None = None
         self.versions: dict[str, int] = {}
         self.seen: dict[str, dict[str, int]] = {}
         self.version = 0
@@ -313,7 +316,13 @@ class RunLoop(TaskWrites, DurableSteps):
             if sends.is_available():
                 for index, packet in enumerate(sends.get()):
                     tasks.append(self._new_task(packet.node, (PUSH, index, False), packet.arg, ("__pregel_push",)))
-            for name in sorted(self.topology.nodes):
+            changed = self.changed
+            if changed is None:  # a new or restored run: every node may be due
+                candidates: Any = sorted(self.topology.nodes)
+            else:
+                triggered_by = self.topology.triggered_by
+                candidates = sorted({node for chan in changed for node in triggered_by.get(chan, ())})
+            for name in candidates:
                 if self._triggered(name):
                     node = self.topology.nodes[name]
                     state = self.topology.read_state(self.channels, node.input_schema)
@@ -485,12 +494,12 @@ class RunLoop(TaskWrites, DurableSteps):
     def _apply(self, tasks: list[Task], preview: dict[str, BaseChannel] | None = None) -> None:
         # ``preview``: apply to these copies of the channels, only to emit the values chunk
         if preview is not None:
-            saved = (self.channels, self.versions, self.seen, self.version)
+            saved = (self.channels, self.versions, self.seen, self.version, self.changed)
             self.channels, self.versions, self.seen = preview, dict(self.versions), {}
             try:
                 self._apply(tasks)
             finally:
-                self.channels, self.versions, self.seen, self.version = saved
+                self.channels, self.versions, self.seen, self.version, self.changed = saved
             return
         tasks = sorted(tasks, key=_sort_key)
         for task in tasks:
@@ -500,9 +509,11 @@ class RunLoop(TaskWrites, DurableSteps):
                     seen[chan] = self.versions[chan]
         self.version += 1
         version = self.version
+        changed: set[str] = set()
         for chan in {c for t in tasks for c in t.triggers}:
             if chan in self.channels and self.channels[chan].consume():
                 self.versions[chan] = version
+                changed.add(chan)
         grouped: dict[str, list[Any]] = {}
         for task in tasks:
             for chan, value in task.writes:
@@ -512,9 +523,12 @@ class RunLoop(TaskWrites, DurableSteps):
             if self.channels[chan].update(values):
                 self.versions[chan] = version
                 updated.add(chan)
-        for chan, channel in self.channels.items():
+        for chan in self._clearing:  # the only channels an empty update can change
+            channel = self.channels[chan]
             if chan not in updated and channel.is_available() and channel.update(()):
                 self.versions[chan] = version
+                changed.add(chan)
+        self.changed = changed | updated
         # LangGraph emits values when an output key was both written and changed
         if any(key in updated and key in grouped for key in self._output_set):
             self._emit_values()
