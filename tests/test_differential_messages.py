@@ -16,7 +16,7 @@ from langchain_core.language_models.fake_chat_models import (
     FakeMessagesListChatModel,
     GenericFakeChatModel,
 )
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
@@ -433,3 +433,25 @@ async def test_explicit_inner_messages_astream(subgraphs: bool) -> None:
         return graph.compile()
 
     await assert_same_async(build, {"messages": []}, stream_mode="messages", subgraphs=subgraphs)
+
+
+def test_remove_messages_and_a_pydantic_state() -> None:
+    from pydantic import BaseModel
+
+    def build(lib: Lib) -> Any:
+        # built with real annotation objects: this module's annotations are strings
+        annotations = {"messages": Annotated[list[Any], lib.add_messages], "note": str}
+        State = type("State", (BaseModel,), {"__annotations__": annotations, "note": ""})
+
+        def prune(state: Any) -> Any:
+            # a RemoveMessage naming a seen id is deduped; a new message is emitted
+            return {"messages": [RemoveMessage(id="h-1"), AIMessage("kept", id="k-1")], "note": "pruned"}
+
+        graph = lib.StateGraph(State)
+        graph.add_node("prune", prune)
+        graph.add_edge(lib.START, "prune")
+        return graph.compile()
+
+    chunks, error = assert_same(build, HISTORY, stream_mode=["messages", "values"])
+    assert error is None
+    assert [c[0] for c in chunks] == ["values", "messages", "values"]
