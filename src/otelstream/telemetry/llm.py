@@ -6,9 +6,9 @@ the node span current when the call started; every streamed chunk becomes a ``me
 stream record (when a consumer streams that mode) in the span's context, so backends
 correlate tokens with their call; the GenAI client metrics are recorded when it ends.
 
-Prompt and completion text reach spans only when
-``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks for it (off by default, as the
-GenAI conventions require); the ``messages`` stream records follow otelstream's payload
+Prompt and completion text reach spans only when ``configure(capture_message_content=True)``
+or, unset, ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT`` asks for it (off by default,
+as the GenAI conventions require); the ``messages`` stream records follow otelstream's payload
 settings like every other chunk, since they are the stream itself.
 """
 
