@@ -20,7 +20,7 @@ from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, Tool
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import tool
 
-from tests.differential import Lib, assert_same, assert_same_async
+from tests.differential import LANGGRAPH, OTEL, Lib, assert_same, assert_same_async
 
 CONFIG = {
     "metadata": {"session": "s-9"},
@@ -455,3 +455,28 @@ def test_remove_messages_and_a_pydantic_state() -> None:
     chunks, error = assert_same(build, HISTORY, stream_mode=["messages", "values"])
     assert error is None
     assert [c[0] for c in chunks] == ["values", "messages", "values"]
+
+
+def test_the_applications_callbacks_see_the_nodes_model_runs() -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Recorder(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.events: list[str] = []
+
+        def on_chat_model_start(self, serialized: Any, messages: Any, **kwargs: Any) -> None:
+            self.events.append("start")
+
+        def on_llm_new_token(self, token: Any, **kwargs: Any) -> None:
+            self.events.append(str(token))
+
+        def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+            self.events.append("end")
+
+    seen = {}
+    for lib in (OTEL, LANGGRAPH):
+        recorder = Recorder()
+        graph = _one_llm_node(lambda: _generic("a b"))(lib)
+        list(graph.stream(HISTORY, {"callbacks": [recorder]}, stream_mode="messages"))
+        seen[lib.name] = recorder.events
+    assert seen[OTEL.name] == seen[LANGGRAPH.name] == ["start", "a", " ", "b", "end"]

@@ -23,7 +23,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any, TypeVar
 from uuid import UUID
 
-from langchain_core.callbacks import BaseCallbackHandler, CallbackManager
+from langchain_core.callbacks import BaseCallbackHandler, BaseCallbackManager, CallbackManager
 from langchain_core.messages import BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, GenerationChunk, LLMResult
 from langchain_core.runnables.config import var_child_runnable_config
@@ -247,6 +247,14 @@ class _StreamingHandler(OtelstreamCallbackHandler, _StreamingCallbackHandler[Any
         return output
 
 
+def _user_handlers(callbacks: Any) -> list[BaseCallbackHandler]:
+    if isinstance(callbacks, BaseCallbackManager):
+        return list(callbacks.inheritable_handlers)
+    if isinstance(callbacks, (list, tuple)):
+        return [h for h in callbacks if isinstance(h, BaseCallbackHandler)]
+    return []
+
+
 @contextlib.contextmanager
 def _config_scope(config: dict[str, Any]) -> Iterator[None]:
     token = var_child_runnable_config.set(config)  # type: ignore[arg-type]  # a RunnableConfig dict
@@ -268,11 +276,14 @@ def task_scope(task: Task, run: RunInfo, observer: TelemetryObserver) -> context
     task_config = task.config
     metadata = node_metadata(task)
     tags = list(task_config.get("tags") or ())
+    # the application's own callbacks (config["callbacks"]: a tracer, a cost counter) see the
+    # node's model and tool runs too, as under LangGraph
+    handlers: list[BaseCallbackHandler] = [*_user_handlers(task_config.get("callbacks")), handler]
     # a manager, not a list: its inheritable tags and metadata are merged with a model's own
     # (``with_config(tags=[...])`` gives ``[run tags..., model tags...]``), as under LangGraph
     manager = CallbackManager(
-        handlers=[handler],
-        inheritable_handlers=[handler],
+        handlers=list(handlers),
+        inheritable_handlers=list(handlers),
         tags=list(tags),
         inheritable_tags=list(tags),
         metadata=dict(metadata),
