@@ -612,8 +612,8 @@ def llm_dashboard() -> db.Dashboard:
         base(
             "otelstream / LLM calls",
             LLM_UID,
-            "GenAI client metrics (OpenTelemetry GenAI semantic conventions): tokens, time to first chunk, "
-            "operation duration. otelstream records them once its messages stream mode lands.",
+            "GenAI metrics (OpenTelemetry GenAI semantic conventions): tokens, time to first chunk, time per "
+            "output chunk, operation and tool duration, recorded by otelstream for every LLM and tool call.",
             ["llm", "gen_ai"],
         )
         .with_variable(datasource_variable("prometheus", "prometheus", "Metrics"))
