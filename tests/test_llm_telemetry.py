@@ -447,3 +447,88 @@ def test_a_telemetry_failure_in_the_llm_path_never_breaks_the_app(
     assert chunks[-1][1]["llm"]["messages"][0].content == "still works"
     assert "otelstream failed while recording an LLM chunk" in caplog.text
     assert dict(exported.span("chat GenericFakeChatModel").attributes or {})[semconv.OUTCOME] == "completed"
+
+
+def test_agent_span_tree(telemetry: Any) -> None:
+    from inline_snapshot import snapshot
+
+    from tests.helpers import span_summary
+
+    calls = [{"name": "lookup", "args": {"city": "Oslo"}, "id": "call-1"}]
+    responses = iter([AIMessage("", tool_calls=calls), AIMessage("done")])
+
+    def agent(state: Any) -> Any:
+        with llm_call(model="m-1", provider="acme") as call:
+            call.chunk("thinking")
+        return {"messages": [next(responses)]}
+
+    graph = StateGraph(MessagesState)
+    graph.add_node("agent", agent)
+    graph.add_node(ToolNode([lookup]))
+    graph.add_edge(START, "agent")
+    graph.add_conditional_edges("agent", tools_condition)
+    graph.add_edge("tools", "agent")
+    list(graph.compile().stream({"messages": [HumanMessage("weather?")]}, stream_mode="messages"))
+    assert span_summary(telemetry.spans.get_finished_spans()) == snapshot(
+        [
+            {
+                "name": "invoke_workflow LangGraph",
+                "parent": None,
+                "status": "UNSET",
+                "gen_ai.operation.name": "invoke_workflow",
+                "otelstream.outcome": "completed",
+            },
+            {
+                "name": "invoke_node agent",
+                "parent": "invoke_workflow LangGraph",
+                "status": "UNSET",
+                "otelstream.node": "agent",
+                "otelstream.outcome": "completed",
+            },
+            {
+                "name": "chat m-1",
+                "parent": "invoke_node agent",
+                "status": "UNSET",
+                "gen_ai.operation.name": "chat",
+                "otelstream.node": "agent",
+                "otelstream.outcome": "completed",
+            },
+            {
+                "name": "invoke_node tools",
+                "parent": "invoke_workflow LangGraph",
+                "status": "UNSET",
+                "otelstream.node": "tools",
+                "otelstream.outcome": "completed",
+            },
+            {
+                "name": "execute_tool lookup",
+                "parent": "invoke_node tools",
+                "status": "UNSET",
+                "gen_ai.operation.name": "execute_tool",
+                "otelstream.outcome": "completed",
+            },
+            {
+                "name": "chat FakeListChatModel",
+                "parent": "execute_tool lookup",
+                "status": "UNSET",
+                "gen_ai.operation.name": "chat",
+                "otelstream.node": "tools",
+                "otelstream.outcome": "completed",
+            },
+            {
+                "name": "invoke_node agent",
+                "parent": "invoke_workflow LangGraph",
+                "status": "UNSET",
+                "otelstream.node": "agent",
+                "otelstream.outcome": "completed",
+            },
+            {
+                "name": "chat m-1",
+                "parent": "invoke_node agent",
+                "status": "UNSET",
+                "gen_ai.operation.name": "chat",
+                "otelstream.node": "agent",
+                "otelstream.outcome": "completed",
+            },
+        ]
+    )
