@@ -532,3 +532,19 @@ def test_agent_span_tree(telemetry: Any) -> None:
             },
         ]
     )
+
+
+def test_replay_of_an_otlp_file_gives_back_the_messages_stream(tmp_path: Any) -> None:
+    path = tmp_path / "agent.otlp.jsonl"
+    otelstream.configure(export=otelstream.ExportOptions(file=str(path)))
+    try:
+        model = GenericFakeChatModel(messages=iter([AIMessage("tokens from a file")]))
+        graph = _one_node(lambda s: {"messages": [model.invoke(s["messages"])]})
+        modes = ["messages", "updates"]
+        streamed = list(graph.stream({"messages": [HumanMessage("hi", id="h")]}, stream_mode=modes))
+    finally:
+        otelstream.shutdown()
+        otelstream.configure()
+    replayed = otelstream.replay(path)
+    assert list(replayed) == streamed
+    assert replayed.complete and replayed.gaps == []
