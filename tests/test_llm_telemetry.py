@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -187,22 +188,26 @@ def test_langchain_messages_round_trip_the_codec() -> None:
 
 def test_abandoning_the_stream_ends_the_llm_span_abandoned(exported: Exported) -> None:
     produced = threading.Event()
-    release = threading.Event()
+    noticed: list[bool] = []
 
     def node(state: Any) -> Any:
         with llm_call(model="slow", provider="acme") as call:
             call.chunk("first")
             produced.set()
-            release.wait(10)
-            call.chunk("after the consumer left")
+            # the model "generates" until the call learns its consumer left
+            deadline = time.monotonic() + 10
+            while not call.ended and time.monotonic() < deadline:
+                time.sleep(0.005)
+            noticed.append(call.ended)
+            call.chunk("after the consumer left")  # not recorded
         return None
 
     stream = _one_node(node).stream({"messages": []}, stream_mode="messages")
     first = next(stream)
     assert first[0].content == "first"
     produced.wait(10)
-    threading.Timer(0.05, release.set).start()
     stream.close()  # the consumer walks away mid-generation
+    assert noticed == [True]
     attrs = dict(exported.span("chat slow").attributes or {})
     assert attrs[semconv.OUTCOME] == "abandoned"
     assert attrs[semconv.LLM_CHUNKS] == 1

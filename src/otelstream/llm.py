@@ -116,6 +116,14 @@ class LLMStream:
     def __enter__(self) -> LLMStream:
         return self.start()
 
+    @property
+    def ended(self) -> bool:
+        """Whether the call is over: finished, failed, or ended because the stream's consumer left.
+
+        A generator can check it to stop pulling tokens (and paying for them) nobody reads.
+        """
+        return self._finished or (self._call is not None and self._call.ended)
+
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
