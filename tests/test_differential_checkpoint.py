@@ -429,3 +429,23 @@ async def test_astream_resumes_a_subgraph_interrupt_like_langgraph(saver_factory
         await session.astream(graph, lib.Command(resume="async"), CFG, stream_mode=modes, subgraphs=True)
         results[lib.name] = Result(session.entries)
     compare(results)
+
+
+async def test_async_node_interrupts_and_resumes_like_langgraph(saver_factory: Callable[[Lib], Any]) -> None:
+    results = {}
+    for lib in (OTEL, LANGGRAPH):
+        session = Session(lib, saver_factory(lib))
+
+        async def ask(state: State, interrupt: Callable[[Any], Any] = lib.interrupt) -> dict[str, Any]:
+            return {"log": [f"async:{interrupt('async question')}"]}
+
+        graph = lib.StateGraph(State)
+        graph.add_node(ask)
+        graph.add_edge(lib.START, "ask")
+        compiled = graph.compile(checkpointer=session.saver)
+        await session.astream(compiled, {"x": 0, "log": []}, CFG, stream_mode=["updates", "values", "tasks"])
+        await session.astream(compiled, lib.Command(resume="fine"), CFG, stream_mode=["updates", "values", "tasks"])
+        session.state(compiled, CFG)
+        results[lib.name] = Result(session.entries)
+    ours = compare(results)[0]
+    assert ours[-1][1][0] == {"x": 0, "log": ["async:fine"]}

@@ -134,10 +134,11 @@ def _otlp_exporters() -> tuple[SpanExporter, LogRecordExporter]:
         from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_traces
 
         return grpc_traces.OTLPSpanExporter(), grpc_logs.OTLPLogExporter()
-    from opentelemetry.exporter.otlp.proto.http import _log_exporter as http_logs
     from opentelemetry.exporter.otlp.proto.http import trace_exporter as http_traces
 
-    return http_traces.OTLPSpanExporter(), http_logs.OTLPLogExporter()
+    from otelstream.telemetry.otlp_logs import StreamLogExporter
+
+    return http_traces.OTLPSpanExporter(), StreamLogExporter()
 
 
 def _private_providers() -> tuple[TracerProvider, LoggerProvider]:

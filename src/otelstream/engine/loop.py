@@ -105,7 +105,10 @@ class RunLoop(TaskWrites, DurableSteps):
         self.observer = observer
         self.recursion_limit = recursion_limit
         self.channels: dict[str, BaseChannel] = self.topology.new_channels()
-        self._clearing = [k for k, c in self.channels.items() if isinstance(c, (EphemeralValue, Topic))]
+        # channels an empty update can clear, and those of them the last step wrote (None:
+        # unknown, for a new or restored run): a step clears only what the previous one wrote
+        self._clearing = frozenset(k for k, c in self.channels.items() if isinstance(c, (EphemeralValue, Topic)))
+        self._written_clearing: set[str] | None = None
         # the channels the last applied step changed; None until a step was applied
         self.changed: set[str] | None = None
         self.versions: dict[str, int] = {}
@@ -494,12 +497,19 @@ class RunLoop(TaskWrites, DurableSteps):
     def _apply(self, tasks: list[Task], preview: dict[str, BaseChannel] | None = None) -> None:
         # ``preview``: apply to these copies of the channels, only to emit the values chunk
         if preview is not None:
-            saved = (self.channels, self.versions, self.seen, self.version, self.changed)
+            saved = (self.channels, self.versions, self.seen, self.version, self.changed, self._written_clearing)
             self.channels, self.versions, self.seen = preview, dict(self.versions), {}
             try:
                 self._apply(tasks)
             finally:
-                self.channels, self.versions, self.seen, self.version, self.changed = saved
+                (
+                    self.channels,
+                    self.versions,
+                    self.seen,
+                    self.version,
+                    self.changed,
+                    self._written_clearing,
+                ) = saved
             return
         tasks = sorted(tasks, key=_sort_key)
         for task in tasks:
@@ -523,11 +533,13 @@ class RunLoop(TaskWrites, DurableSteps):
             if self.channels[chan].update(values):
                 self.versions[chan] = version
                 updated.add(chan)
-        for chan in self._clearing:  # the only channels an empty update can change
+        written = self._written_clearing
+        for chan in self._clearing if written is None else written:
             channel = self.channels[chan]
             if chan not in updated and channel.is_available() and channel.update(()):
                 self.versions[chan] = version
                 changed.add(chan)
+        self._written_clearing = updated & self._clearing
         self.changed = changed | updated
         # LangGraph emits values when an output key was both written and changed
         if any(key in updated and key in grouped for key in self._output_set):
