@@ -146,6 +146,9 @@ def test_default_mode_and_invoke_show_interrupts_like_langgraph(saver_factory: C
         graph = approval(s.lib, s.saver)
         s.stream(graph, {"x": 1, "log": []}, CFG)
         s.stream(graph, s.lib.Command(resume="no"), CFG)
+        updated = {"configurable": {"thread_id": "t-upd"}}
+        s.stream(graph, {"x": 1, "log": []}, updated)
+        s.stream(graph, s.lib.Command(resume="ok", update={"log": ["edited"], "x": 7}), updated, stream_mode="values")
         other = {"configurable": {"thread_id": "t-2"}}
         s.call("invoke", lambda: graph.invoke({"x": 1, "log": []}, other))
         s.call("invoke", lambda: graph.invoke(s.lib.Command(resume="later"), other))

@@ -134,11 +134,9 @@ def _otlp_exporters() -> tuple[SpanExporter, LogRecordExporter]:
         from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_traces
 
         return grpc_traces.OTLPSpanExporter(), grpc_logs.OTLPLogExporter()
-    from opentelemetry.exporter.otlp.proto.http import trace_exporter as http_traces
+    from otelstream.telemetry.otlp_wire import StreamLogExporter, StreamSpanExporter
 
-    from otelstream.telemetry.otlp_logs import StreamLogExporter
-
-    return http_traces.OTLPSpanExporter(), StreamLogExporter()
+    return StreamSpanExporter(), StreamLogExporter()
 
 
 def _private_providers() -> tuple[TracerProvider, LoggerProvider]:

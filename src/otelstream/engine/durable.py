@@ -39,6 +39,7 @@ class DurableSteps:
     topology: Topology
     channels: dict[str, BaseChannel]
     versions: dict[str, int]
+    version: int
     seen: dict[str, dict[str, int]]
     namespace: tuple[str, ...]
     output_keys: str | list[str]
@@ -96,11 +97,27 @@ class DurableSteps:
         else:
             resume = input.resume if isinstance(input, Command) else MISSING
             self.resume = PendingResume(resume, persistence.interrupted_tasks())
+        if isinstance(input, Command) and input.update is not None:
+            self._apply_resume_update(input)
         mark_breakpoint(self.versions, self.seen)
         self.start_step = self.step
         if self.wants("values"):
             self._emit("values", self.output_values())
         self._emit_checkpoint()
+
+    def _apply_resume_update(self, command: Command) -> None:
+        # Command(resume=..., update=...): LangGraph writes the update into the state before
+        # the paused step runs again; only those channels change (the step's triggers stay)
+        grouped: dict[str, list[Any]] = {}
+        for key, value in command.update_items():
+            if key in self.topology.fields:
+                grouped.setdefault(key, []).append(value)
+        if not grouped:
+            return
+        self.version += 1
+        for key, values in grouped.items():
+            if self.channels[key].update(values):
+                self.versions[key] = self.version
 
     def output_values(self) -> Any:
         """Return the current values of the output keys, as a "values" chunk shows them."""

@@ -17,7 +17,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.resources import Resource
 
 import otelstream
-from otelstream.telemetry.otlp_logs import encode_logs_request
+from otelstream.telemetry.otlp_wire import encode_logs_request
 from tests.conftest import Telemetry
 
 
@@ -93,3 +93,40 @@ def test_records_the_lean_encoder_does_not_handle_go_to_the_sdk_encoder() -> Non
     body, surrogate = exporter.get_finished_logs()
     assert encode_logs_request([body]) is None
     assert encode_logs_request([surrogate]) is None
+
+
+def test_spans_encode_exactly_as_the_sdk_encodes_them(telemetry: Telemetry) -> None:
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+    from otelstream.telemetry.otlp_wire import encode_spans_request
+
+    def boom(state: State) -> dict[str, Any]:
+        raise ValueError("boom — ünïcode")
+
+    failing = otelstream.StateGraph(State)
+    failing.add_node(boom)
+    failing.add_edge(otelstream.START, "boom")
+    graph = _graph()
+    thread = {"configurable": {"thread_id": "t"}}
+    remote = SpanContext(
+        trace_id=0x1234, span_id=0x99, is_remote=True, trace_flags=TraceFlags(1), trace_state=TraceState([("k", "v")])
+    )
+    with trace.use_span(NonRecordingSpan(remote)):  # a run under a remote parent
+        list(graph.stream({"text": "x", "log": []}, thread, subgraphs=True))
+    list(graph.stream(otelstream.Command(resume="yes"), thread))  # linked to the first run
+    try:
+        list(failing.compile().stream({"text": "x", "log": []}))
+    except ValueError:
+        pass
+    spans = telemetry.spans.get_finished_spans()
+    assert any(s.links for s in spans) and any(s.events for s in spans)
+    assert any(s.parent is not None and s.parent.is_remote for s in spans)
+
+    ours = encode_spans_request(spans, slice_size=3)
+    assert ours is not None
+    parsed = ExportTraceServiceRequest()
+    parsed.ParseFromString(ours)
+    assert parsed == encode_spans(spans)
