@@ -55,8 +55,9 @@ STALL_CRIT_S = 600.0
 """Colours of the "since last signal" column; 600 s matches the OtelstreamRunStalled alert."""
 
 GENAI_NOTE = (
-    " GenAI client metric from the OpenTelemetry GenAI semantic conventions; otelstream records it once its"
-    " `messages` stream mode lands. Until then it shows data only if another instrumentation records it."
+    " GenAI metric from the OpenTelemetry GenAI semantic conventions, recorded by otelstream for every LLM call"
+    " whose tokens the `messages` stream mode carries (LangChain chat models, otelstream.llm_call, the OpenAI"
+    " instrumentor) and every LangChain tool."
 )
 
 
@@ -611,8 +612,8 @@ def llm_dashboard() -> db.Dashboard:
         base(
             "otelstream / LLM calls",
             LLM_UID,
-            "GenAI client metrics (OpenTelemetry GenAI semantic conventions): tokens, time to first chunk, "
-            "operation duration. otelstream records them once its messages stream mode lands.",
+            "GenAI metrics (OpenTelemetry GenAI semantic conventions): tokens, time to first chunk, time per "
+            "output chunk, operation and tool duration, recorded by otelstream for every LLM and tool call.",
             ["llm", "gen_ai"],
         )
         .with_variable(datasource_variable("prometheus", "prometheus", "Metrics"))
@@ -761,6 +762,25 @@ def llm_dashboard() -> db.Dashboard:
             "p50 / p95 / p99 GenAI operation duration per request model "
             "(gen_ai_client_operation_duration_seconds)." + GENAI_NOTE,
             quantiles("gen_ai_client_operation_duration_seconds", "gen_ai_request_model", m),
+            "s",
+        )
+    )
+    d = d.with_panel(
+        ts(
+            ids,
+            "Time per output chunk",
+            "p50 / p95 / p99 time between consecutive streamed chunks per request model "
+            "(gen_ai_client_operation_time_per_output_chunk_seconds)." + GENAI_NOTE,
+            quantiles("gen_ai_client_operation_time_per_output_chunk_seconds", "gen_ai_request_model", m),
+            "s",
+        )
+    )
+    d = d.with_panel(
+        ts(
+            ids,
+            "Tool duration",
+            "p50 / p95 / p99 tool execution time per tool (gen_ai_execute_tool_duration_seconds)." + GENAI_NOTE,
+            quantiles("gen_ai_execute_tool_duration_seconds", "gen_ai_tool_name", ""),
             "s",
         )
     )

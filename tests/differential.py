@@ -17,6 +17,8 @@ from typing import Any
 import langgraph.checkpoint.memory
 import langgraph.config
 import langgraph.graph
+import langgraph.graph.message
+import langgraph.prebuilt
 import langgraph.types
 
 import otelstream
@@ -57,6 +59,11 @@ class Lib:
     StreamWriter: Any
     interrupt: Callable[[Any], Any]
     InMemorySaver: Any
+    # the prebuilt agent pieces (LangChain messages and tools)
+    MessagesState: Any = None
+    add_messages: Any = None
+    ToolNode: Any = None
+    tools_condition: Any = None
 
     def __repr__(self) -> str:
         return self.name
@@ -74,6 +81,10 @@ OTEL = Lib(
     StreamWriter=otelstream.StreamWriter,
     interrupt=otelstream.interrupt,
     InMemorySaver=otelstream.InMemorySaver,
+    MessagesState=otelstream.MessagesState,
+    add_messages=otelstream.add_messages,
+    ToolNode=otelstream.ToolNode,
+    tools_condition=otelstream.tools_condition,
 )
 LANGGRAPH = Lib(
     name="langgraph",
@@ -87,6 +98,10 @@ LANGGRAPH = Lib(
     StreamWriter=langgraph.types.StreamWriter,
     interrupt=langgraph.types.interrupt,
     InMemorySaver=langgraph.checkpoint.memory.InMemorySaver,
+    MessagesState=langgraph.graph.message.MessagesState,
+    add_messages=langgraph.graph.message.add_messages,
+    ToolNode=langgraph.prebuilt.ToolNode,
+    tools_condition=langgraph.prebuilt.tools_condition,
 )
 LIBS = (OTEL, LANGGRAPH)
 
@@ -171,6 +186,9 @@ class _Normalizer:
         if isinstance(obj, BaseException):
             notes = getattr(obj, "__notes__", [])
             return ("<exception>", type(obj).__name__, self(obj.args), self(list(notes)))
+        if type(obj).__module__.startswith("langchain_core.messages") and hasattr(obj, "model_dump"):
+            # a LangChain message: its fields, so the uuid in its id is numbered like the rest
+            return (f"<{type(obj).__name__}>", self(obj.model_dump()))
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             # e.g. GraphOutput: each engine has its own class of that name
             fields = {f.name: self(getattr(obj, f.name)) for f in dataclasses.fields(obj)}

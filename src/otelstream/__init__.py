@@ -13,6 +13,9 @@ application saw::
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from otelstream import integrations as _integrations  # noqa: F401 - lets LangChain see node configs
 from otelstream import stream as _stream  # noqa: F401 - installs the OTel-backed driver
 from otelstream._config import ExportOptions, configure, force_flush, shutdown
 from otelstream._replay import (
@@ -56,6 +59,7 @@ from otelstream.errors import (
     InvalidUpdateError,
     OtelstreamError,
 )
+from otelstream.llm import LLMStream, llm_call, stream_llm
 from otelstream.telemetry.redact import Redactor
 
 __version__ = "0.1.0"
@@ -80,6 +84,7 @@ __all__ = [
     "InvalidGraphError",
     "InvalidStreamArgumentError",
     "InvalidUpdateError",
+    "LLMStream",
     "OtelstreamError",
     "PregelTask",
     "Redactor",
@@ -101,10 +106,31 @@ __all__ = [
     "get_config",
     "get_stream_writer",
     "interrupt",
+    "llm_call",
     "progress_chunk",
     "replay",
     "replay_thread",
     "runs",
     "shutdown",
+    "stream_llm",
     "write_progress",
 ]
+
+if TYPE_CHECKING:
+    from otelstream.prebuilt import MessagesState as MessagesState
+    from otelstream.prebuilt import ToolNode as ToolNode
+    from otelstream.prebuilt import add_messages as add_messages
+    from otelstream.prebuilt import tools_condition as tools_condition
+
+# the prebuilt agent pieces need LangChain (an optional extra): imported on first use, and
+# listed in otelstream.prebuilt.__all__ rather than here, so `from otelstream import *` works
+# without LangChain
+_PREBUILT = frozenset(("MessagesState", "ToolNode", "add_messages", "tools_condition"))
+
+
+def __getattr__(name: str) -> object:
+    if name in _PREBUILT:
+        from otelstream import prebuilt
+
+        return getattr(prebuilt, name)
+    raise AttributeError(f"module 'otelstream' has no attribute {name!r}")

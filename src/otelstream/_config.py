@@ -91,6 +91,7 @@ class _Settings:
     prometheus: tuple[str, int] | None = None
     redactor: Redactor | None = dataclasses.field(default_factory=Redactor)
     payloads: bool = True
+    capture_message_content: bool | None = None
     span_processors: tuple[SpanProcessor, ...] = ()
     log_record_processors: tuple[LogRecordProcessor, ...] = ()
 
@@ -199,6 +200,7 @@ def current_pipeline() -> Pipeline:
             metrics=_run_metrics(),
             redactor=_settings.redactor,
             payloads=_settings.payloads,
+            capture_content=_settings.capture_message_content,
         )
         if pipeline.span_event_modes:
             install_span_event_hook(_router)
@@ -265,6 +267,7 @@ def configure(
     prometheus: tuple[str, int] | None = None,
     redact: bool | Redactor | None = None,
     payloads: Literal["full", "none"] | None = None,
+    capture_message_content: bool | None = None,
     additional_span_processors: Sequence[SpanProcessor] = (),
     additional_log_record_processors: Sequence[LogRecordProcessor] = (),
 ) -> None:
@@ -296,6 +299,9 @@ def configure(
             key and value patterns and callback. The application's stream is never altered.
         payloads: ``"none"`` sends no payloads at all, only metadata (default ``"full"``, or
             ``OTELSTREAM_PAYLOADS``).
+        capture_message_content: Put prompts, completions and tool arguments/results on LLM
+            and tool spans. Default: off, unless ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT``
+            asks for it (read at each call). Never with ``payloads="none"``.
         additional_span_processors: Added to otelstream's private tracer provider.
         additional_log_record_processors: Added to otelstream's private logger provider.
 
@@ -332,6 +338,7 @@ def configure(
         _settings.prometheus = prometheus
         _settings.redactor = redact if isinstance(redact, Redactor) else (Redactor() if redact else None)
         _settings.payloads = payloads == "full"
+        _settings.capture_message_content = capture_message_content
         _settings.span_processors = tuple(additional_span_processors)
         _settings.log_record_processors = tuple(additional_log_record_processors)
 

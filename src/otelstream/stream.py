@@ -200,13 +200,16 @@ class _Run:
                 # close() must not raise: the thread stays at its previous checkpoint
                 logger.warning("otelstream: could not checkpoint the superstep of an abandoned run", exc_info=True)
 
-    def release(self) -> None:
+    def release(self, outcome: Outcome | None = None) -> None:
         """Let producers blocked on a full channel go: the consumer stops reading."""
         if self.channel is not None:
             self.channel.close()
+        if outcome in ("abandoned", "cancelled"):
+            # before waiting for node threads: their LLM calls end now, as abandoned
+            self.observer.run_stopping(self.run, outcome)
 
     def close(self, outcome: Outcome, error: BaseException | None) -> None:
-        self.release()
+        self.release(outcome)
         self.observer.run_ended(self.run, outcome, error)
         if self.channel is not None:
             router().close(self.channel.run_id)
@@ -286,7 +289,7 @@ class Driver:
             outcome, error = _outcome_of(exc), exc
             raise
         finally:
-            state.release()  # before waiting for node threads that may be blocked on it
+            state.release(outcome)  # before waiting for node threads that may be blocked on it
             runner.close()
             state.finish(outcome)
             state.close(outcome, error)

@@ -120,6 +120,10 @@ class RunObserver(Protocol):
         """Enter around the node's code: makes the task's span current while it runs."""
         ...
 
+    def node_returned(self, task: Task, run: RunInfo, result: Any) -> None:
+        """The node's code returned ``result`` (its writes are recorded, its update not emitted yet)."""
+        ...
+
     def task_ended(self, task: Task, error: BaseException | None) -> None:
         """The task finished, with ``error`` if it raised."""
         ...
@@ -152,6 +156,9 @@ class NullObserver:
     def task_scope(self, task: Task, run: RunInfo) -> AbstractContextManager[None]:
         """Return a scope that does nothing."""
         return contextlib.nullcontext()
+
+    def node_returned(self, task: Task, run: RunInfo, result: Any) -> None:
+        """Ignore what the node returned."""
 
     def task_ended(self, task: Task, error: BaseException | None) -> None:
         """Ignore the task."""

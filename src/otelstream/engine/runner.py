@@ -129,6 +129,7 @@ def run_task(loop: RunLoop, task: Task, on_outcome: Callable[[Task, bool], None]
                     else:
                         result = node.action(task.input, **_node_kwargs(task, ctx))
                     loop.record_result(task, result)
+                    loop.observer.node_returned(task, loop.run, result)
                 finally:
                     reset_task_context(token)
         except GraphInterrupt as exc:
@@ -182,6 +183,7 @@ async def arun_task(loop: RunLoop, task: Task) -> None:
                         # to_thread copies the context: the node span and task context follow
                         result = await asyncio.to_thread(node.action, task.input, **_node_kwargs(task, ctx))
                     await loop.arecord_result(task, result)
+                    loop.observer.node_returned(task, loop.run, result)
                 finally:
                     reset_task_context(token)
         except asyncio.CancelledError:

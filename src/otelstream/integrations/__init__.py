@@ -1,1 +1,33 @@
-"""integrations layer of otelstream."""
+"""Integrations with LLM libraries: LangChain chat models and tools, the OpenAI client.
+
+The LangChain integration needs no call: once the application has imported
+``langchain_core``, every node runs with LangChain seeing the task's config (see
+:mod:`otelstream.integrations.langchain`). It is looked up per node rather than imported
+here, so ``import otelstream`` never imports LangChain, which is an optional extra.
+"""
+
+from __future__ import annotations
+
+import sys
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING
+
+from otelstream.engine.events import RunInfo, Task
+from otelstream.telemetry.hooks import register_task_hook
+
+if TYPE_CHECKING:
+    from otelstream.telemetry.emit import TelemetryObserver
+
+__all__: list[str] = []
+
+
+def _langchain_scope(task: Task, run: RunInfo, observer: TelemetryObserver) -> AbstractContextManager[None] | None:
+    # no LangChain object can exist before langchain_core is imported: nothing to do
+    if "langchain_core" not in sys.modules:
+        return None
+    from otelstream.integrations import langchain
+
+    return langchain.task_scope(task, run, observer)
+
+
+register_task_hook(_langchain_scope)

@@ -43,7 +43,7 @@ from typing import Any
 from otelstream.engine.types import Send
 from otelstream.telemetry.redact import MARKER, Redactor
 
-__all__ = ["MAX_DEPTH", "DecodeError", "ReplayedException", "Unencodable", "decode", "encode"]
+__all__ = ["MAX_DEPTH", "DecodeError", "ReplayedException", "Unencodable", "decode", "encode", "encode_tuple"]
 
 MAX_DEPTH = 100
 _TAG = "$t"
@@ -201,6 +201,15 @@ def encode(obj: Any, redactor: Redactor | None = None) -> str:
         return json.dumps(encoder.value(obj, 0), separators=(",", ":"))
     except Exception as exc:  # a hostile __eq__/__hash__/__repr__ cannot break telemetry
         return json.dumps(encoder.unencodable(obj, f"encoding failed: {type(exc).__name__}"))
+
+
+def encode_tuple(encoded: list[str]) -> str:
+    """Return the encoding of a tuple whose items are already encoded (by :func:`encode`).
+
+    Lets a caller encode a part shared by many payloads once: an LLM call's metadata is the
+    same for each of its tokens.
+    """
+    return '{"' + _TAG + '":"tuple","v":[' + ",".join(encoded) + "]}"
 
 
 def decode(text: str | bytes) -> Any:

@@ -19,7 +19,7 @@ import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -29,14 +29,16 @@ from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, Statu
 
 from otelstream.engine.events import Outcome, RunInfo, StreamEvent, Task
 from otelstream.engine.types import StreamMode
+from otelstream.telemetry import messages as _messages
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
 from otelstream.telemetry.export import DROPS
+from otelstream.telemetry.hooks import task_hooks
 from otelstream.telemetry.metrics import RunMetrics
 from otelstream.telemetry.redact import Redactor
 
-__all__ = ["Pipeline", "StreamRecord", "StreamTarget", "TelemetryObserver"]
+__all__ = ["Pipeline", "SpanHandle", "StreamRecord", "StreamTarget", "TelemetryObserver", "span_handle"]
 
 
 class StreamRecord(LogRecord):
@@ -69,6 +71,8 @@ class Pipeline:
     redactor: Redactor | None = None
     # False: metadata-only telemetry, no payload leaves the process
     payloads: bool = True
+    # message content on LLM/tool spans: True/False, or None to follow the GenAI env variable
+    capture_content: bool | None = None
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -96,6 +100,8 @@ class StreamTarget:
     logger: Logger | None = None
     emitted: int = 0
     final_count: int | None = None
+    # ids of the messages this consumer's "messages" stream has seen (LangGraph's dedupe set)
+    seen_messages: set[str] = dataclasses.field(default_factory=set)
 
     def issued(self) -> int:
         """Return how many sequence numbers were handed out; valid once the run is over."""
@@ -120,6 +126,15 @@ class _Handle:
     events: int = 0
     event_limit: int = 0
     started: float = dataclasses.field(default_factory=time.monotonic)
+
+
+SpanHandle = _Handle
+"""A span with the context that makes it current (what runs, tasks and LLM calls record into)."""
+
+
+def span_handle(span: Span, parent_context: otel_context.Context | None) -> _Handle:
+    """Return the handle of ``span``, started under ``parent_context``."""
+    return _new_handle(span, parent_context)
 
 
 def _new_handle(span: Span, parent_context: otel_context.Context | None) -> _Handle:
@@ -178,13 +193,46 @@ class TelemetryObserver:
         """Return whether any target takes ``mode`` chunks from ``namespace``."""
         return any(t.wants(namespace, mode) for t in self.targets)
 
+    def targets_for(self, namespace: tuple[str, ...], mode: str) -> list[StreamTarget]:
+        """Return the targets that take ``mode`` chunks from ``namespace``.
+
+        One LangGraph rule lives here: a ``stream()`` called inside a node that asks for
+        ``custom`` keeps those writes to itself; the outer stream does not see them, even
+        with ``subgraphs=True``. ``messages`` has no such rule: an outer stream with
+        ``subgraphs=True`` sees the tokens an inner ``stream(stream_mode="messages")`` yields.
+        """
+        targets = [t for t in self.targets if t.wants(namespace, mode)]
+        if mode == "custom" and len(targets) > 1:
+            innermost = max(self.targets, key=lambda t: t.depth)
+            if innermost.depth > 0 and innermost in targets:
+                return [innermost]
+        return targets
+
     def emit(
-        self, event: StreamEvent, run: RunInfo, task: Task | None, targets: list[StreamTarget] | None = None
+        self,
+        event: StreamEvent,
+        run: RunInfo,
+        task: Task | None,
+        targets: list[StreamTarget] | None = None,
+        *,
+        handle: _Handle | None = None,
+        payload_json: str | None = None,
     ) -> None:
-        """Emit one log record per target (of ``targets``, default all) that wants ``event``."""
-        payload_json: str | None = None
-        handle = task.handle if task is not None and task.handle is not None else run.handle
-        for target in self.targets if targets is None else targets:
+        """Emit one log record per target that wants ``event``.
+
+        Args:
+            event: The chunk.
+            run: The run it belongs to.
+            task: The task that produced it, if any.
+            targets: The targets to consider (default: :meth:`targets_for` the event).
+            handle: The span the record belongs to (default: the task's, else the run's).
+            payload_json: The payload already encoded (default: encoded here, once).
+        """
+        if handle is None:
+            handle = task.handle if task is not None and task.handle is not None else run.handle
+        if targets is None:
+            targets = self.targets_for(event.namespace, event.mode)
+        for target in targets:
             if not target.wants(event.namespace, event.mode):
                 continue
             seq = next(target.counter)
@@ -258,12 +306,7 @@ class TelemetryObserver:
         counts, progress signals), so progress is measured whether or not it is streamed.
         """
         metrics = self.pipeline.metrics
-        targets = [t for t in self.targets if t.wants(run.namespace, "custom")]
-        innermost = max(self.targets, key=lambda t: t.depth, default=None)
-        if innermost is not None and innermost.depth > 0 and innermost in targets:
-            # a stream() called inside a node that asks for custom keeps its writes to itself,
-            # as in LangGraph: the outer stream does not see them even with subgraphs=True
-            targets = [innermost]
+        targets = self.targets_for(run.namespace, "custom")
         if metrics is None and not targets:
             return _no_write
         root_run_id = self.root_run_id or run.run_id
@@ -332,6 +375,9 @@ class TelemetryObserver:
         handle: _Handle | None = run.handle
         if handle is None:
             return
+        if not run.namespace:
+            # an LLM call its code never finished must not outlive the run (nor stay registered)
+            self.run_stopping(run, outcome)
         with handle_internal_errors("ending a run span"):
             dropped = DROPS.take(run.run_id)
             self._emit_run_end(run, outcome, handle, dropped)
@@ -398,10 +444,36 @@ class TelemetryObserver:
                 task.handle = _new_handle(span, parent_context)
             token = otel_context.attach(task.handle.context)
         try:
-            yield
+            with ExitStack() as hooks:
+                with handle_internal_errors("preparing a node's integrations"):
+                    targets = self.targets_for(run.namespace, "messages")
+                    if targets:
+                        # echoed history is never re-emitted: LangGraph seeds at node start
+                        _messages.seed_input(targets, task.input)
+                    for hook in task_hooks():
+                        scope = hook(task, run, self)
+                        if scope is not None:
+                            hooks.enter_context(scope)
+                yield
         finally:
             if token is not None:
                 otel_context.detach(token)
+
+    def node_returned(self, task: Task, run: RunInfo, result: Any) -> None:
+        """Emit the messages the node returned (``messages`` mode), before its update."""
+        with handle_internal_errors("emitting a node's messages"):
+            _messages.emit_node_output(self, run, task, result)
+
+    def run_stopping(self, run: RunInfo, outcome: Outcome) -> None:
+        """End the LLM calls still open in the run tree with ``outcome``.
+
+        Called when the consumer stops reading (``abandoned``/``cancelled``), before node
+        threads are waited for, and when the root run ends.
+        """
+        with handle_internal_errors("ending a stopped run's LLM calls"):
+            from otelstream.telemetry.llm import stop_calls
+
+            stop_calls(self.root_run_id or run.run_id, outcome)
 
     def task_ended(self, task: Task, error: BaseException | None) -> None:
         """End the task's span; a node's exception is recorded on it."""

@@ -17,7 +17,7 @@ from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
 from otelstream.telemetry import semconv
 
-__all__ = ["RunMetrics", "is_progress"]
+__all__ = ["GenAIMetrics", "RunMetrics", "is_progress"]
 
 
 def is_progress(chunk: Any) -> bool:
@@ -69,6 +69,7 @@ class RunMetrics:
         self.progress_signals = meter.create_counter(
             "otelstream.progress.signals", unit="{signal}", description="Progress signals written"
         )
+        self.genai = GenAIMetrics(meter)
         if per_run:
             meter.create_observable_gauge(
                 "otelstream.run.progress.done", [self._observe("done")], unit="1", description="Work done"
@@ -150,3 +151,46 @@ class RunMetrics:
             if isinstance(total, (int, float)) and not isinstance(total, bool):
                 run.total = float(total)
             run.last_signal = time.time()
+
+
+# the GenAI conventions' advisory bucket boundaries (seconds, and tokens)
+_DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+_CHUNK_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+_TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
+
+
+class GenAIMetrics:
+    """The GenAI semantic conventions' client metrics, for LLM and tool calls."""
+
+    def __init__(self, meter: Meter) -> None:
+        """Create the histograms on ``meter``."""
+        self.operation_duration = meter.create_histogram(
+            semconv.METRIC_OPERATION_DURATION,
+            unit="s",
+            description="GenAI operation duration",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
+        self.token_usage = meter.create_histogram(
+            semconv.METRIC_TOKEN_USAGE,
+            unit="{token}",
+            description="Number of input and output tokens used",
+            explicit_bucket_boundaries_advisory=_TOKEN_BUCKETS,
+        )
+        self.time_to_first_chunk = meter.create_histogram(
+            semconv.METRIC_TIME_TO_FIRST_CHUNK,
+            unit="s",
+            description="Time from the request to the first streamed chunk",
+            explicit_bucket_boundaries_advisory=_CHUNK_BUCKETS,
+        )
+        self.time_per_output_chunk = meter.create_histogram(
+            semconv.METRIC_TIME_PER_OUTPUT_CHUNK,
+            unit="s",
+            description="Time between consecutive streamed chunks, after the first",
+            explicit_bucket_boundaries_advisory=_CHUNK_BUCKETS,
+        )
+        self.tool_duration = meter.create_histogram(
+            semconv.METRIC_TOOL_DURATION,
+            unit="s",
+            description="Tool execution duration",
+            explicit_bucket_boundaries_advisory=_DURATION_BUCKETS,
+        )
