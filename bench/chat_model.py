@@ -23,12 +23,13 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.callbacks import BaseCallbackHandler, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.tracers._streaming import _StreamingCallbackHandler
 
-__all__ = ["BenchChatModel", "HumanMessage", "ToolMessage"]
+__all__ = ["BenchChatModel", "HumanMessage", "NullStreamingHandler", "ToolMessage", "invoke_floor"]
 
 
 class BenchChatModel(BaseChatModel):
@@ -104,3 +105,38 @@ class BenchChatModel(BaseChatModel):
             yield ChatGenerationChunk(
                 message=AIMessageChunk(content=content, tool_call_chunks=tool_call_chunks, chunk_position="last")
             )
+
+
+class NullStreamingHandler(BaseCallbackHandler, _StreamingCallbackHandler):
+    """Makes ``invoke()`` stream, as LangGraph's and otelstream's ``messages`` handlers do; counts tokens."""
+
+    run_inline = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens = 0
+
+    def on_llm_new_token(self, token: str | list[str | dict[str, Any]], **kwargs: Any) -> None:
+        self.tokens += 1
+
+    def tap_output_iter(self, run_id: Any, output: Iterator[Any]) -> Iterator[Any]:
+        return output
+
+    def tap_output_aiter(self, run_id: Any, output: Any) -> Any:
+        return output
+
+
+def invoke_floor(tokens: int) -> int:
+    """One ``model.invoke()`` of ``tokens`` tokens with a no-op streaming handler, no graph.
+
+    The floor under the ``messages`` workloads: the model's chunks and LangChain's callback
+    path cost this much on any engine. Returns the tokens the handler saw.
+    """
+    handler = NullStreamingHandler()
+    _FLOOR_MODELS.setdefault(tokens, BenchChatModel(tokens=tokens)).invoke(
+        [HumanMessage("hi")], config={"callbacks": [handler]}
+    )
+    return handler.tokens
+
+
+_FLOOR_MODELS: dict[int, BenchChatModel] = {}

@@ -212,6 +212,8 @@ def _merge(rounds: list[dict[str, Any]]) -> dict[str, Any]:
         "chunks": [c for r in rounds for c in r["chunks"]],
         "maxrss_growth_bytes": [r["maxrss_growth_bytes"] for r in rounds],
     }
+    if "floor_seconds" in rounds[0]:
+        merged["floor_seconds"] = [s for r in rounds for s in r["floor_seconds"]]
     if "traced_spans" in rounds[0]:
         merged["traced_spans"] = [n for r in rounds for n in r["traced_spans"]]
     if "p99_us" in rounds[0]:
@@ -500,6 +502,27 @@ def export_checks(results: dict[str, dict[str, Any]]) -> list[str]:
     return failed + lines
 
 
+def token_floor(results: dict[str, dict[str, Any]]) -> list[str]:
+    """(4): what the model and LangChain cost alone, and each engine's cost per token above that."""
+    by_config = results.get("tokens_10k", {})
+    floor = by_config.get("langgraph", {}).get("floor_seconds")
+    if not floor:
+        return []
+    size = WORKLOADS["tokens_10k"].size
+    floor_us = statistics.median(floor) / size * 1e6
+    above = []
+    for config in CONFIGS:
+        cell = by_config.get(config)
+        if cell and "seconds" in cell:
+            us = statistics.median(cell["seconds"]) / size * 1e6
+            above.append(f"{CONFIG_TITLES[config]} {us - floor_us:+.1f} µs")
+    return [
+        f"(4) floor: the model and LangChain's callback path alone (invoke() with a no-op streaming handler, no graph):"
+        f" {size / statistics.median(floor):,.0f} tokens/s ({floor_us:.1f} µs/token); per token above it: "
+        + ", ".join(above)
+    ]
+
+
 def traced_peer(results: dict[str, dict[str, Any]]) -> list[str]:
     """otelstream against the traced peer (LangGraph + OpenInference) on the workloads it runs."""
     lines = []
@@ -540,6 +563,7 @@ def report(data: dict[str, Any], markdown: bool) -> str:
         "",
     ]
     lines += export_checks(results)
+    lines += token_floor(results)
     if peer := traced_peer(results):
         lines += ["", *peer]
     lines.append("")

@@ -250,6 +250,15 @@ def measure(config: str, workload_name: str, reps: int, warmup: int) -> dict[str
             p99.append(percentile(sample.latencies_ns, 0.99) / 1000)
             latencies.extend(sample.latencies_ns)
     rss_growth = _maxrss_bytes() - rss_before
+    floor_seconds: list[float] = []
+    if config == "langgraph" and workload.floor is not None:
+        # the engine-independent floor (e.g. the model and LangChain's callbacks, no graph)
+        workload.floor(workload.warmup_size)
+        for _ in range(reps):
+            gc.collect()
+            start = time.perf_counter()
+            workload.floor(workload.size)
+            floor_seconds.append(time.perf_counter() - start)
     result: dict[str, Any] = {
         "config": config,
         "workload": workload_name,
@@ -264,6 +273,8 @@ def measure(config: str, workload_name: str, reps: int, warmup: int) -> dict[str
         result["p99_us"] = p99
         result["pooled_p50_us"] = percentile(latencies, 0.50) / 1000
         result["pooled_p99_us"] = percentile(latencies, 0.99) / 1000
+    if floor_seconds:
+        result["floor_seconds"] = floor_seconds
     if traced is not None:
         result["traced_spans"] = spans
     if exporting is not None:

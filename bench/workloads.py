@@ -80,6 +80,8 @@ class Workload:
         expected_chunks: ``expected_chunks(size)`` is the number of chunks a run must yield, if
             fixed by the workload (the worker fails otherwise: an engine that ignores a mode
             must not show up as infinitely fast).
+        floor: ``floor(size)`` does the workload's engine-independent work once, outside any
+            graph (the ``langgraph`` worker times it too, as a reference).
     """
 
     name: str
@@ -90,6 +92,7 @@ class Workload:
     warmup_size: int
     unit_divisor: int
     expected_chunks: Callable[[int], int] | None = None
+    floor: Callable[[int], Any] | None = None
 
 
 # --- (1) a chain of trivial nodes ---------------------------------------------------------
@@ -361,6 +364,7 @@ WORKLOADS: dict[str, Workload] = {
             1_000,
             10_000,
             expected_chunks=lambda size: size,  # one messages chunk per token
+            floor=lambda size: _chat_model().invoke_floor(size),
         ),
         Workload(
             "paced_tokens",
