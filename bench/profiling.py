@@ -103,7 +103,7 @@ def _print_top(stats: pstats.Stats, sort: str, top: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     from run import receiver_process
-    from worker import CONFIGS, EXPORT_CONFIGS, Exporting, percentile
+    from worker import CONFIGS, EXPORT_CONFIGS, Exporting, TracedPeer, percentile
     from workloads import WORKLOADS, load_lib
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,12 +127,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         os.environ.update(endpoint)
         workload = WORKLOADS[args.workload]
         size = args.size or workload.size
-        lib = load_lib("langgraph" if args.config == "langgraph" else "otelstream")
+        lib = load_lib("langgraph" if args.config.startswith("langgraph") else "otelstream")
         profilers = ThreadProfilers()
         exports = _time_exports() if args.latency else []
         if not args.latency:
             profilers.start()  # before the exporters start their threads
         exporting = Exporting(args.config) if args.config in EXPORT_CONFIGS else None
+        traced = TracedPeer() if args.config == "langgraph-traced" else None
         graph = workload.build(lib, size)
         workload.run(graph, min(size, workload.warmup_size))  # warm-up (profiled too: kept small)
         started = time.perf_counter()
@@ -142,6 +143,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             latencies.extend(sample.latencies_ns)
             if exporting is not None:
                 exporting.flush()
+            if traced is not None:
+                traced.flush()
         elapsed = time.perf_counter() - started
         if exporting is not None:
             exporting.shutdown()  # ends the export threads, so their profiles are complete
