@@ -39,7 +39,11 @@ def _fast_write_committed(db: Path) -> bool:
         return False
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
         try:
-            rows = conn.execute("SELECT count(*) FROM otelstream_writes WHERE channel = 'log'").fetchone()
+            # writes kept against the latest checkpoint: the superstep in progress (fast, slow)
+            rows = conn.execute(
+                "SELECT count(*) FROM otelstream_writes WHERE channel = 'log' AND checkpoint_id = "
+                "(SELECT max(checkpoint_id) FROM otelstream_checkpoints WHERE checkpoint_ns = '')"
+            ).fetchone()
         except sqlite3.OperationalError:
             return False
     return bool(rows and rows[0] >= 1)
