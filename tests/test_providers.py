@@ -4,10 +4,14 @@ set only once, so each case runs in its own interpreter."""
 from __future__ import annotations
 
 import json
+import operator
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pytest
 
 GRAPH = """
 import operator
@@ -135,3 +139,54 @@ def test_configure_with_a_file_writes_otlp_json_lines(tmp_path: Path) -> None:
     assert len(custom[0]["traceId"]) == 32 and len(custom[0]["spanId"]) == 16
     payload = {a["key"]: a["value"] for a in custom[0]["attributes"]}["otelstream.payload"]
     assert payload == {"stringValue": '"hello"'}
+
+
+class _LogState(TypedDict):
+    log: Annotated[list[str], operator.add]
+
+
+def test_payloads_are_encoded_only_when_something_exports(monkeypatch: pytest.MonkeyPatch) -> None:
+    # stream() takes the Python objects: JSON payloads are built only when an exporter reads them
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    import otelstream
+    from otelstream.telemetry import codec, emit
+
+    encoded: list[Any] = []
+
+    def counting(value: Any, redactor: Any = None) -> str:
+        encoded.append(value)
+        return codec.encode(value, redactor)
+
+    monkeypatch.setattr(emit, "encode", counting)
+
+    def node(state: _LogState) -> dict[str, Any]:
+        otelstream.get_stream_writer()({"progress": 1})
+        return {"log": ["a"]}
+
+    builder = otelstream.StateGraph(_LogState)
+    builder.add_node("node", node)
+    builder.add_edge(otelstream.START, "node")
+    graph = builder.compile()
+    modes = ["values", "updates", "custom"]
+    expected = [
+        ("values", {"log": []}),
+        ("custom", {"progress": 1}),
+        ("updates", {"node": {"log": ["a"]}}),
+        ("values", {"log": ["a"]}),
+    ]
+    otelstream.configure()  # otelstream's own providers, exporting nowhere
+    try:
+        assert list(graph.stream({"log": []}, stream_mode=modes)) == expected
+        assert encoded == []
+        exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+        otelstream.configure(additional_log_record_processors=[SimpleLogRecordProcessor(exporter)])
+        assert list(graph.stream({"log": []}, stream_mode=modes)) == expected
+        assert len(encoded) == 4
+        records = [r for r in exporter.get_finished_logs() if r.log_record.event_name != "otelstream.run.end"]
+        assert [json.loads(str((r.log_record.attributes or {})["otelstream.payload"])) for r in records][1:3] == [
+            {"progress": 1},
+            {"node": {"log": ["a"]}},
+        ]
+    finally:
+        otelstream.configure()

@@ -161,6 +161,10 @@ def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
             logger_provider.add_log_record_processor(log_processor)
         providers = (tracer_provider, logger_provider)
         _private["export"] = providers
+        # nothing but stream() reads this provider's records: payloads need no encoding
+        _private["export_silent"] = not (
+            options.file or _otlp_wanted(options) or _settings.span_processors or _settings.log_record_processors
+        )
     return providers
 
 
@@ -201,11 +205,24 @@ def current_pipeline() -> Pipeline:
             redactor=_settings.redactor,
             payloads=_settings.payloads,
             capture_content=_settings.capture_message_content,
+            encode_payloads=_settings.payloads and not _exports_nothing(logger_provider),
         )
         if pipeline.span_event_modes:
             install_span_event_hook(_router)
         _last[:] = [(tracer_provider, logger_provider, pipeline)]
         return pipeline
+
+
+def _exports_nothing(logger_provider: LoggerProvider) -> bool:
+    # only otelstream's own provider is known to have no exporter; an application's
+    # provider may export anything (span events carry payloads to span exporters)
+    private = _private.get("export")
+    return (
+        private is not None
+        and private[1] is logger_provider
+        and bool(_private.get("export_silent"))
+        and not _settings.span_event_modes
+    )
 
 
 def _private_meter_provider() -> MeterProvider | None:

@@ -73,6 +73,9 @@ class Pipeline:
     payloads: bool = True
     # message content on LLM/tool spans: True/False, or None to follow the GenAI env variable
     capture_content: bool | None = None
+    # False when no exporter reads the records (otelstream's provider with nothing to
+    # export to): stream() takes the Python objects, so JSON payloads are not built
+    encode_payloads: bool = True
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -238,7 +241,9 @@ class TelemetryObserver:
             seq = next(target.counter)
             with handle_internal_errors("emitting a stream event"):
                 if payload_json is None:
-                    payload_json = encode(event.payload, self.pipeline.redactor) if self.pipeline.payloads else ""
+                    payload_json = (
+                        encode(event.payload, self.pipeline.redactor) if self.pipeline.encode_payloads else ""
+                    )
                 self._emit_record(target, seq, event, run, handle, payload_json)
                 continue
             target.on_lost(seq)
@@ -263,6 +268,8 @@ class TelemetryObserver:
         limit = self.pipeline.max_payload_bytes
         if not self.pipeline.payloads:
             attributes[semconv.PAYLOAD_OMITTED] = True
+        elif not self.pipeline.encode_payloads:
+            pass  # nobody but stream() reads the record, and it takes the object
         elif len(payload_json) > limit:
             attributes[semconv.PAYLOAD] = payload_json[:limit]
             attributes[semconv.PAYLOAD_TRUNCATED] = True

@@ -207,7 +207,7 @@ class LLMCall:
         if ctx is None or not self.targets:
             return
         observer: TelemetryObserver = ctx.observer  # type: ignore[assignment]  # always ours
-        if self._metadata_json is None:
+        if self._metadata_json is None and self.pipeline.encode_payloads:
             # the same for every token of the call: encoded once (the per-token cost halves)
             self._metadata_json = encode(self.metadata, self.pipeline.redactor)
         emit_message(

@@ -188,7 +188,7 @@ def emit_message(
     event = StreamEvent(run.namespace, "messages", (message, metadata), task.name)
     payload_json = None
     pipeline = observer.pipeline
-    if metadata_json is not None and pipeline.payloads:
+    if metadata_json is not None and pipeline.encode_payloads:
         payload_json = encode_tuple([encode(message, pipeline.redactor), metadata_json])
     observer.emit(event, run, task, fresh, handle=handle, payload_json=payload_json)
 
