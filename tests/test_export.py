@@ -159,3 +159,40 @@ def test_drop_ledger_counts_only_active_runs() -> None:
 def test_invalid_processor_settings_are_rejected() -> None:
     with pytest.raises(ValueError, match="must not exceed"):
         BackpressureLogRecordProcessor(CountingExporter(), max_queue_size=4, max_export_batch_size=8)
+
+
+class _Text(TypedDict):
+    text: str
+
+
+def _say(state: _Text) -> dict[str, str]:
+    return {"text": "x" * 298}
+
+
+def test_a_logger_provider_with_attribute_limits_still_applies_them() -> None:
+    # otelstream skips the SDK's per-value validation only where no limit could cut a value
+    import json
+
+    from opentelemetry.sdk._logs import LoggerProvider, LogRecordLimits
+    from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
+
+    import otelstream
+
+    payloads = []
+    for limits in (None, LogRecordLimits(max_attribute_length=40)):
+        exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+        provider = LoggerProvider() if limits is None else LoggerProvider(log_record_limits=limits)
+        provider.add_log_record_processor(SimpleLogRecordProcessor(exporter))
+        otelstream.configure(logger_provider=provider)
+        try:
+            builder = otelstream.StateGraph(_Text)
+            builder.add_node("say", _say)
+            builder.add_edge(otelstream.START, "say")
+            chunks = list(builder.compile().stream({"text": ""}, stream_mode="updates"))
+        finally:
+            otelstream.configure()
+        assert chunks == [{"say": {"text": "x" * 298}}]  # the stream is never cut
+        (record,) = [r for r in exporter.get_finished_logs() if r.log_record.event_name == "otelstream.updates"]
+        payloads.append(str((record.log_record.attributes or {})["otelstream.payload"]))
+    assert json.loads(payloads[0]) == {"say": {"text": "x" * 298}}
+    assert len(payloads[1]) == 40  # the provider's limit applied
