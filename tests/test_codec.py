@@ -175,3 +175,21 @@ def test_decoding_never_imports_modules() -> None:
 def test_malformed_payloads_raise_a_clear_decode_error(payload: str, message: str) -> None:
     with pytest.raises(DecodeError, match=message):
         decode(payload)
+
+
+def test_pydantic_models_leave_default_fields_out_and_decode_equal() -> None:
+    from langchain_core.messages import AIMessage, AIMessageChunk
+
+    chunk = AIMessageChunk(content="tok", id="lc_run--1")
+    assert json.loads(encode(chunk))["v"] == {"content": "tok", "id": "lc_run--1"}
+    last = AIMessageChunk(
+        content="",
+        id="lc_run--1",
+        chunk_position="last",
+        response_metadata={"finish_reason": "stop"},
+        usage_metadata={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+    )
+    called = AIMessage(content="", tool_calls=[{"name": "search", "args": {"q": "x"}, "id": "call_1"}])
+    for message in (chunk, last, called):
+        decoded = decode(encode(message))
+        assert decoded == message and type(decoded) is type(message)

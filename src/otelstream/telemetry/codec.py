@@ -89,6 +89,37 @@ def _lookup(path: Any) -> Any:
     return target if isinstance(target, type) else None
 
 
+_NO_DEFAULT: Any = object()
+_SIMPLE_DEFAULTS = (type(None), str, int, bool, float, dict, list, tuple)
+_MODEL_DEFAULTS: dict[type, list[tuple[str, Any]]] = {}
+
+
+def _model_defaults(cls: type) -> list[tuple[str, Any]]:
+    """Return a pydantic model's fields with their simple default values (or ``_NO_DEFAULT``)."""
+    cached = _MODEL_DEFAULTS.get(cls)
+    if cached is not None:
+        return cached
+    out = []
+    for name, field in getattr(cls, "model_fields", {}).items():
+        default = _NO_DEFAULT
+        try:
+            if not field.is_required():
+                factory = field.default_factory
+                if factory is None:
+                    default = field.default
+                elif not getattr(field, "default_factory_takes_data", False):
+                    default = factory()
+        except Exception:
+            default = _NO_DEFAULT
+        # only defaults that compare cheaply and reliably; empty containers included
+        if type(default) not in _SIMPLE_DEFAULTS or (isinstance(default, (dict, list, tuple)) and default):
+            default = _NO_DEFAULT
+        out.append((name, default))
+    if len(_MODEL_DEFAULTS) < 1024:
+        _MODEL_DEFAULTS[cls] = out
+    return out
+
+
 class _Encoder:
     __slots__ = ("redactor", "stack")
 
@@ -170,7 +201,13 @@ class _Encoder:
         if isinstance(obj, decimal.Decimal):
             return {_TAG: "datetime", "type": "Decimal", "v": str(obj)}
         if hasattr(type(obj), "model_fields") and hasattr(obj, "model_dump"):
-            fields = {k: getattr(obj, k) for k in type(obj).model_fields}
+            # fields still at their default are left out: decoding validates the model,
+            # which restores them (a streamed LLM token chunk has a dozen such fields)
+            fields = {}
+            for name, default in _model_defaults(type(obj)):
+                value = getattr(obj, name)
+                if default is _NO_DEFAULT or type(value) is not type(default) or value != default:
+                    fields[name] = value
             return {_TAG: "model", "type": _qualname(type(obj)), "v": self.value(fields, depth)}
         if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
             fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
