@@ -368,7 +368,8 @@ def runs_dashboard() -> db.Dashboard:
         ts(
             ids,
             "Runs started / finished by outcome",
-            "Root runs started, and finished per outcome (completed, failed, abandoned, cancelled, interrupted: paused for a human), per second.",
+            "Root runs started, and finished per outcome (completed, failed, abandoned, cancelled, "
+            "interrupted: paused for a human), per second.",
             [
                 prom(
                     f"sum by (otelstream_graph) (rate(otelstream_runs_started_total{g}[$__rate_interval]))",
