@@ -8,7 +8,7 @@ checkpoint, what a paused task streams, what ``interrupt()`` calls answer with, 
 from __future__ import annotations
 
 import threading
-import uuid
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, cast
 
@@ -53,6 +53,8 @@ class DurableSteps:
     muted: bool
     _committed: set[str]
     _commit_lock: threading.Lock
+    _id_prefix: str
+    _id_counter: Iterator[int]
 
     if TYPE_CHECKING:  # provided by RunLoop
 
@@ -176,7 +178,9 @@ class DurableSteps:
     def _task_id(self, name: str, path: tuple[Any, ...], step: int | None = None) -> str:
         persistence = self.persistence
         if persistence is None or persistence.checkpoint_id is None:
-            return str(uuid.uuid4())
+            # uuid-shaped: a random prefix per run and a counter (uuid4() per task costs a
+            # system call, ~2.5 µs of a ~80 µs step)
+            return f"{self._id_prefix}{next(self._id_counter):012x}"
         step = self.step if step is None else step
         return task_id_for(persistence.checkpoint_id, self.namespace, step, name, path)
 

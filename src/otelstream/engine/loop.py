@@ -17,7 +17,10 @@ chunk after the step when an output key was written.
 from __future__ import annotations
 
 import inspect
+import itertools
+import os
 import threading
+import uuid
 from typing import Any
 
 from otelstream.checkpoint.base import BaseCheckpointSaver
@@ -126,6 +129,9 @@ class RunLoop(TaskWrites, DurableSteps):
         # commit emits them, even when another task finishes at the same moment
         self._commit_lock = threading.Lock()
         self._committed: set[str] = set()
+        # task ids of a run without checkpoints: uuid-shaped, unique across runs by the prefix
+        self._id_prefix = str(uuid.uuid4())[:24]
+        self._id_counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
         self.muted = False
         self.start_step = 0
         self.interrupt_before = interrupt_before
