@@ -55,7 +55,8 @@ class Task:
     step: int
     namespace: tuple[str, ...]
     graph_name: str
-    config: dict[str, Any]
+    # the node's config, or a function that builds it: most nodes never read it
+    lazy_config: dict[str, Any] | Callable[[], dict[str, Any]]
     writes: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
     error: BaseException | None = None
     # the interrupts the task paused with (it ran, but did not finish)
@@ -70,6 +71,14 @@ class Task:
     persistence: Any = None
     # what the observer attaches to the task (its span); opaque to the engine
     handle: Any = None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The config the node runs with (LangGraph's: metadata, tags, configurable)."""
+        config = self.lazy_config
+        if callable(config):
+            config = self.lazy_config = config()
+        return config
 
     @property
     def checkpoint_ns(self) -> str:

@@ -257,7 +257,7 @@ class RunLoop(TaskWrites, DurableSteps):
             step=self.step,
             namespace=self.namespace,
             graph_name=self.topology.name,
-            config=self.run.config,
+            lazy_config=self.run.config,
         )
 
     # --- plan -----------------------------------------------------------------------------
@@ -350,6 +350,33 @@ class RunLoop(TaskWrites, DurableSteps):
     def _new_task(self, name: str, path: tuple[Any, ...], input: Any, triggers: tuple[str, ...]) -> Task:
         task_id = self._task_id(name, path)
         namespace = (*self.namespace, f"{name}:{task_id}")
+        node = self.topology.nodes[name]
+        step = self.step
+        return Task(
+            id=task_id,
+            name=name,
+            path=path,
+            input=input,
+            triggers=triggers,
+            node=node,
+            step=step,
+            namespace=namespace,
+            graph_name=self.topology.name,
+            lazy_config=lambda: self._task_config(task_id, name, path, triggers, namespace, step),
+            persistence=self.persistence,
+        )
+
+    def _task_config(
+        self,
+        task_id: str,
+        name: str,
+        path: tuple[Any, ...],
+        triggers: tuple[str, ...],
+        namespace: tuple[str, ...],
+        step: int,
+    ) -> dict[str, Any]:
+        # built on first use (the node asks for its config, a nested graph or an LLM call
+        # inherits it, a "tasks" chunk shows its metadata): most nodes never need it
         run_config = self.run.config
         configurable = run_config.get("configurable", {})
         # the key order is LangGraph's: user (and inherited) metadata, the configurable keys
@@ -363,7 +390,7 @@ class RunLoop(TaskWrites, DurableSteps):
             # the calling task's namespace: without the numbered segment of a repeated call
             metadata["checkpoint_ns"] = parent.checkpoint_ns
         metadata.update(
-            langgraph_step=self.step,
+            langgraph_step=step,
             langgraph_node=name,
             langgraph_triggers=triggers,
             langgraph_path=path,
@@ -372,26 +399,13 @@ class RunLoop(TaskWrites, DurableSteps):
         node = self.topology.nodes[name]
         if node.metadata:
             metadata.update(node.metadata)
-        config = {
+        return {
             **run_config,
             "metadata": metadata,
             "tags": list(run_config.get("tags", [])),
             # the task id marks a config handed to nested graph calls as a task's config
             "configurable": {**configurable, TASK_ID_KEY: task_id},
         }
-        return Task(
-            id=task_id,
-            name=name,
-            path=path,
-            input=input,
-            triggers=triggers,
-            node=node,
-            step=self.step,
-            namespace=namespace,
-            graph_name=self.topology.name,
-            config=config,
-            persistence=self.persistence,
-        )
 
     def _task_metadata(self, task: Task) -> dict[str, Any]:
         # LangGraph forwards only user-meaningful metadata: its own bookkeeping keys are
