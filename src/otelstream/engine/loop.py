@@ -293,17 +293,18 @@ class RunLoop(TaskWrites, DurableSteps):
                 if writes:  # finished before the run stopped: reuse its writes
                     task.writes, task.cached = writes, True
                 task.resuming = task.id in paused
-        for task in tasks:
-            payload: dict[str, Any] = {
-                "id": task.id,
-                "name": task.name,
-                "input": task.input,
-                "triggers": task.triggers,
-            }
-            metadata = self._task_metadata(task)
-            if metadata:
-                payload["metadata"] = metadata
-            self._emit_task_event(payload, task, result=False)
+        if self.wants("tasks") or self.wants("debug"):
+            for task in tasks:
+                payload: dict[str, Any] = {
+                    "id": task.id,
+                    "name": task.name,
+                    "input": task.input,
+                    "triggers": task.triggers,
+                }
+                metadata = self._task_metadata(task)
+                if metadata:
+                    payload["metadata"] = metadata
+                self._emit_task_event(payload, task, result=False)
         for task in tasks:
             if task.cached and self.wants("updates"):
                 state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
