@@ -4,7 +4,6 @@ Usage::
 
     .venv/bin/python bench/whatif.py custom_10k none no-encode lean-attributes waker
     .venv/bin/python bench/whatif.py custom_10k otlp metrics-off otlp-no-send --rounds 3
-    .venv/bin/python bench/whatif.py --check-encoder
 
 Each experiment monkeypatches otelstream or the OpenTelemetry SDK *in a worker process of its
 own* to approximate a fix proposed in ``bench/README.md`` (nothing under ``src/`` changes),
@@ -24,10 +23,10 @@ Patches:
 - ``waker``: ``ThreadWaker.notify`` sets its event only when it is not set already.
 - ``otlp-no-send``: the OTLP log exporter encodes each batch but does not send it (splits
   export cost into encoding and HTTP; ``otlp`` configuration only).
-- ``otlp-fast-encoder``: the OTLP log exporter encodes with :func:`fast_encode_logs`, a
-  prototype that writes the protobuf bytes of otelstream's records directly instead of
-  building SDK protobuf objects (``python bench/whatif.py --check-encoder`` compares its
-  output with the SDK encoder's). The receiver's counts still verify every record arrived.
+
+The fixes ``metrics-off``, ``no-encode`` and ``lean-attributes`` stood for are now in ``src/``
+(and the prototype OTLP encoder this script had became ``telemetry/otlp_wire.py``): on
+current code those patches measure little.
 """
 
 from __future__ import annotations
@@ -105,168 +104,13 @@ def _otlp_no_send() -> None:
     OTLPLogExporter.export = export  # type: ignore[method-assign]
 
 
-def _varint(n: int) -> bytes:
-    if 0 <= n < 0x80:
-        return _SMALL[n]
-    n &= (1 << 64) - 1  # int64 two's complement, as protobuf writes negative ints
-    out = bytearray()
-    while n > 0x7F:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_SMALL = [bytes((i,)) for i in range(0x80)]
-_KEYS: dict[str, bytes] = {}
-
-
-def _field(tag: bytes, payload: bytes) -> bytes:
-    return tag + _varint(len(payload)) + payload
-
-
-def _key(key: str) -> bytes:
-    # a KeyValue's key field, cached: otelstream's attribute keys are few
-    encoded = _KEYS.get(key)
-    if encoded is None:
-        encoded = _KEYS[key] = _field(b"\x0a", key.encode())
-    return encoded
-
-
-def _any_value(value: Any) -> bytes:
-    import struct
-
-    if isinstance(value, str):
-        return _field(b"\x0a", value.encode())
-    if isinstance(value, bool):
-        return b"\x10" + (b"\x01" if value else b"\x00")
-    if isinstance(value, int):
-        return b"\x18" + _varint(value)
-    if isinstance(value, float):
-        return b"\x21" + struct.pack("<d", value)
-    if isinstance(value, (list, tuple)):
-        return _field(b"\x2a", b"".join(_field(b"\x0a", _any_value(v)) for v in value))
-    raise TypeError(f"the prototype encoder does not handle {type(value).__name__} attributes")
-
-
-class _Encoded:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def SerializeToString(self) -> bytes:
-        return self.data
-
-
-def fast_encode_logs(batch: Sequence[Any]) -> _Encoded:
-    """A prototype OTLP encoder writing protobuf bytes directly (resource and scope once per group).
-
-    Handles str/int/bool/float (and lists of them) attribute values and no body (otelstream's records); anything
-    else raises, as a real implementation would fall back to the SDK encoder.
-    """
-    import struct
-
-    from opentelemetry.exporter.otlp.proto.common._internal import (
-        _encode_instrumentation_scope,
-        _encode_resource,
-    )
-
-    groups: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
-    for readable in batch:
-        record = readable.log_record
-        if record.body is not None:
-            raise TypeError("the prototype encoder handles records without a body only")
-        parts = [b"\x09" + struct.pack("<Q", record.timestamp or 0)]
-        severity = getattr(record.severity_number, "value", None)
-        if severity:
-            parts.append(b"\x10" + _varint(severity))
-        parts.append(b"\x2a\x00")  # an empty body, as the SDK encoder writes for None
-        attributes = record.attributes or {}
-        for key, value in getattr(attributes, "_dict", attributes).items():
-            parts.append(_field(b"\x32", _key(key) + _field(b"\x12", _any_value(value))))
-        parts.append(b"\x45" + struct.pack("<I", int(record.trace_flags or 0)))
-        if record.trace_id:
-            parts.append(b"\x4a\x10" + record.trace_id.to_bytes(16, "big"))
-        if record.span_id:
-            parts.append(b"\x52\x08" + record.span_id.to_bytes(8, "big"))
-        parts.append(b"\x59" + struct.pack("<Q", record.observed_timestamp or 0))
-        if record.event_name:
-            parts.append(_field(b"\x62", record.event_name.encode()))
-        key = (id(readable.resource), id(readable.instrumentation_scope))
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = (readable.resource, readable.instrumentation_scope, [])
-        group[2].append(_field(b"\x12", b"".join(parts)))
-    out = []
-    for resource, scope, records in groups.values():
-        scope_logs = _field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString()) + b"".join(records)
-        if scope is not None and scope.schema_url:
-            scope_logs += _field(b"\x1a", scope.schema_url.encode())
-        resource_logs = _field(b"\x0a", _encode_resource(resource).SerializeToString()) + _field(b"\x12", scope_logs)
-        if resource.schema_url:
-            resource_logs += _field(b"\x1a", resource.schema_url.encode())
-        out.append(_field(b"\x0a", resource_logs))
-    return _Encoded(b"".join(out))
-
-
-def _otlp_fast_encoder() -> None:
-    from opentelemetry.exporter.otlp.proto.http import _log_exporter
-
-    setattr(_log_exporter, "encode_logs", fast_encode_logs)  # noqa: B010 - not a public name of the module
-
-
 PATCHES: dict[str, Callable[[], None]] = {
     "metrics-off": _metrics_off,
     "no-encode": _no_encode,
     "lean-attributes": _lean_attributes,
     "waker": _waker,
     "otlp-no-send": _otlp_no_send,
-    "otlp-fast-encoder": _otlp_fast_encoder,
 }
-
-
-def check_encoder() -> None:
-    """Compare :func:`fast_encode_logs` with the SDK's ``encode_logs`` on real stream records."""
-    import time
-
-    from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
-    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
-    from opentelemetry.sdk._logs import LogRecordProcessor
-    from workloads import WORKLOADS, load_lib
-
-    import otelstream
-
-    captured: list[Any] = []
-
-    class Capture(LogRecordProcessor):
-        def on_emit(self, log_record: Any) -> None:
-            captured.append(log_record)
-
-        def shutdown(self) -> None:
-            pass
-
-        def force_flush(self, timeout_millis: int = 30000) -> bool:
-            return True
-
-    otelstream.configure(additional_log_record_processors=[Capture()])
-    for name in ("custom_10k", "agent"):
-        workload = WORKLOADS[name]
-        workload.run(workload.build(load_lib("otelstream"), workload.size), workload.size)
-    batches = [captured[i : i + 512] for i in range(0, len(captured), 512)]
-    for batch in batches:
-        parsed = ExportLogsServiceRequest()
-        parsed.ParseFromString(fast_encode_logs(batch).SerializeToString())
-        if parsed != encode_logs(batch):
-            raise SystemExit("the prototype encoder's output differs from the SDK encoder's")
-    timings = {}
-    for label, encoder in (("SDK encode_logs", encode_logs), ("prototype", fast_encode_logs)):
-        started = time.perf_counter()
-        for batch in batches:
-            encoder(batch).SerializeToString()
-        timings[label] = (time.perf_counter() - started) / len(captured) * 1e6
-    print(f"{len(captured)} records in {len(batches)} batches: identical messages after parsing")
-    for label, micros in timings.items():
-        print(f"  {label:<16} {micros:6.2f} µs/record")
-    otelstream.shutdown()
 
 
 def child(workload: str, config: str, patches: Sequence[str], reps: int) -> None:
@@ -301,11 +145,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--src", type=Path, help="import otelstream from this src/ directory")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    parser.add_argument("--check-encoder", action="store_true", help="check the prototype encoder; run nothing else")
     args = parser.parse_args(argv)
-    if args.check_encoder:
-        check_encoder()
-        return
     if args.workload is None or args.config is None:
         parser.error("a workload and a configuration are required")
     unknown = sorted(set(args.patches) - set(PATCHES))
