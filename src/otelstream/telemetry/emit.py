@@ -39,7 +39,7 @@ from otelstream.telemetry.hooks import task_hooks
 from otelstream.telemetry.metrics import RunMetrics
 from otelstream.telemetry.redact import Redactor
 
-__all__ = ["Pipeline", "SpanHandle", "StreamRecord", "StreamTarget", "TelemetryObserver", "span_handle"]
+__all__ = ["Pipeline", "SpanHandle", "StreamRecord", "StreamTarget", "TelemetryObserver", "end_span", "span_handle"]
 
 
 class _CleanRecord(ReadWriteLogRecord):
@@ -430,7 +430,7 @@ class TelemetryObserver:
                 handle.span.set_attribute(semconv.DROPPED, sum(dropped.values()))
                 for mode, count in dropped.items():
                     handle.span.set_attribute(f"{semconv.DROPPED}.{mode}", count)
-            _end_span(handle.span, outcome, error)
+            end_span(handle.span, outcome, error)
             if not run.namespace and self.pipeline.metrics is not None:
                 duration = time.monotonic() - handle.started
                 self.pipeline.metrics.run_ended(run.run_id, run.graph_name, outcome, duration)
@@ -534,7 +534,7 @@ class TelemetryObserver:
                 outcome = "failed"
             else:
                 outcome = "cancelled"
-            _end_span(handle.span, outcome, error)
+            end_span(handle.span, outcome, error)
             if self.pipeline.metrics is not None:
                 duration = time.monotonic() - handle.started
                 self.pipeline.metrics.node_ended(task.graph_name, task.name, outcome, duration, error)
@@ -557,7 +557,8 @@ def _thread_links(previous: dict[str, str] | None) -> list[Link] | None:
     return [Link(context, {semconv.LINK_REASON: semconv.LINK_CONTINUES_THREAD})]
 
 
-def _end_span(span: Span, outcome: Outcome, error: BaseException | None) -> None:
+def end_span(span: Span, outcome: Outcome, error: BaseException | None) -> None:
+    """End ``span`` with ``otelstream.outcome``; a failure records the exception and ERROR status."""
     span.set_attribute(semconv.OUTCOME, outcome)
     if outcome == "failed" and error is not None:
         span.record_exception(error)

@@ -22,14 +22,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind
 
 from otelstream.engine.events import Outcome
 from otelstream.engine.runtime import TaskContext
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
-from otelstream.telemetry.emit import Pipeline, SpanHandle, StreamTarget, span_handle
+from otelstream.telemetry.emit import Pipeline, SpanHandle, StreamTarget, end_span, span_handle
 from otelstream.telemetry.messages import emit_message
 
 if TYPE_CHECKING:
@@ -68,16 +68,6 @@ def stop_calls(root_run_id: str, outcome: Outcome) -> None:
 
 def _json(value: Any) -> str:
     return json.dumps(value, default=str, ensure_ascii=False)
-
-
-def _finish_span(handle: SpanHandle, outcome: Outcome, error: BaseException | None) -> None:
-    span = handle.span
-    span.set_attribute(semconv.OUTCOME, outcome)
-    if outcome == "failed" and error is not None:
-        span.record_exception(error)
-        span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-    span.end()
 
 
 class LLMCall:
@@ -277,7 +267,7 @@ class LLMCall:
             if output_text is not None and capture_content(self.pipeline):
                 output = [{"role": "assistant", "parts": [{"type": "text", "content": output_text}]}]
                 span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, _json(output))
-            _finish_span(self.handle, final, error)
+            end_span(self.handle.span, final, error)
             metrics = self.pipeline.metrics
             if metrics is None:
                 return
@@ -342,7 +332,7 @@ class ToolCall:
             if result is not None and capture_content(self.pipeline):
                 self.handle.span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, _json(result))
             outcome: Outcome = "failed" if error is not None else "completed"
-            _finish_span(self.handle, outcome, error)
+            end_span(self.handle.span, outcome, error)
             metrics = self.pipeline.metrics
             if metrics is not None:
                 attrs: dict[str, Any] = {
