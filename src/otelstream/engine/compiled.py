@@ -267,17 +267,20 @@ class CompiledStateGraph:
         """Run the graph, yielding chunks as LangGraph's ``stream()`` does.
 
         Args:
-            input: The input state (a dict, or a ``Command``).
-            config: ``configurable``, ``tags``, ``metadata``, ``recursion_limit``, ...
+            input: The input state (a dict); with a checkpointer also ``None`` (continue the
+                thread) or ``Command(resume=...)`` (answer its interrupts).
+            config: ``configurable`` (``thread_id`` with a checkpointer), ``tags``,
+                ``metadata``, ``recursion_limit``, ``run_id``, ...
             stream_mode: A mode, or a list of modes (chunks become ``(mode, chunk)``).
             subgraphs: Stream subgraphs too (chunks gain a namespace).
             version: ``"v2"`` yields typed dict parts instead of tuples.
-            **kwargs: ``output_keys`` (the state keys "values" and "updates" show), and
-                for LangGraph compatibility ``interrupt_before``, ``interrupt_after``,
-                ``debug``.
+            **kwargs: ``output_keys`` (the state keys "values" and "updates" show),
+                ``interrupt_before`` / ``interrupt_after`` (replace the compiled breakpoints
+                for this run), and for LangGraph compatibility ``debug``.
 
         Returns:
-            An iterator of chunks; closing it early ends the run after the current step.
+            An iterator of chunks; closing it early ends the run after the current step
+            (with a checkpointer, a finished step is kept and the thread continues after it).
         """
         graph = self._with_output_keys(kwargs.pop("output_keys", None))
         return _driver().stream(
