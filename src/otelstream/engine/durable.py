@@ -17,7 +17,7 @@ from otelstream.engine.channels import MISSING, BaseChannel
 from otelstream.engine.compiled import Topology
 from otelstream.engine.events import RunInfo, RunObserver, Task
 from otelstream.engine.interrupts import InterruptScope, ParentResume, PendingResume, mark_breakpoint
-from otelstream.engine.persistence import Persistence, StateSnapshot, task_id_for
+from otelstream.engine.persistence import Persistence, StateSnapshot, interrupt_payload, task_id_for
 from otelstream.engine.types import Command, Interrupt, StreamMode
 
 if TYPE_CHECKING:
@@ -229,9 +229,7 @@ class DurableSteps:
                 "name": task.name,
                 "error": None,
                 "result": {},
-                "interrupts": [
-                    {"value": i.value, "id": i.id, "response_schema": i.response_schema} for i in interrupts
-                ],
+                "interrupts": [interrupt_payload(i) for i in interrupts],
             }
             self._emit_task_event(payload, task, result=True)
         self.observer.task_ended(task, None)

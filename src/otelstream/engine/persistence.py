@@ -38,6 +38,7 @@ __all__ = [
     "PregelTask",
     "StateSnapshot",
     "interrupt_id",
+    "interrupt_payload",
     "task_id_for",
 ]
 
@@ -247,7 +248,7 @@ class Persistence:
         entry: dict[str, Any] = {
             "id": task.id,
             "name": task.name,
-            "interrupts": tuple(_interrupt_dict(i) for i in interrupts) if interrupts is not MISSING else (),
+            "interrupts": tuple(interrupt_payload(i) for i in interrupts) if interrupts is not MISSING else (),
             "state": state,
         }
         result = self.result_of(task.id)
@@ -295,7 +296,8 @@ class Persistence:
         )
 
 
-def _interrupt_dict(interrupt: Interrupt) -> dict[str, Any]:
+def interrupt_payload(interrupt: Interrupt) -> dict[str, Any]:
+    """Return an interrupt as LangGraph's task and checkpoint payloads show it."""
     return {"value": interrupt.value, "id": interrupt.id, "response_schema": interrupt.response_schema}
 
 
