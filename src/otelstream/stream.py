@@ -177,9 +177,10 @@ class _Run:
         breakpoints: _StreamRequest | None,
     ) -> RunLoop:
         return RunLoop(
-            graph,
+            graph.topology,
             self.run,
             observer,
+            output_keys=graph.stream_output_keys,
             recursion_limit=config["recursion_limit"],
             checkpointer=graph.checkpointer if parent is None else None,
             interrupt_before=_pick(breakpoints and breakpoints.interrupt_before, graph.interrupt_before),
@@ -367,7 +368,7 @@ class Driver:
         finally:
             runner.close()
         state.close(outcome, None)
-        return loop.topology.read_values(loop.channels, loop.topology.output_keys)
+        return loop.topology.read_values(loop.state.channels, loop.topology.output_keys)
 
     async def ainvoke_nested(self, graph: CompiledStateGraph, input: Any, config: Any) -> Any:
         """Async version of :meth:`invoke_nested`."""
@@ -385,11 +386,11 @@ class Driver:
             state.close(_outcome_of(exc), exc)
             raise
         state.close(outcome, None)
-        return loop.topology.read_values(loop.channels, loop.topology.output_keys)
+        return loop.topology.read_values(loop.state.channels, loop.topology.output_keys)
 
 
 def _values_coercer(graph: CompiledStateGraph) -> Any:
-    schema = graph.builder.output_schema
+    schema = graph.topology.output_schema
     if not is_model_schema(schema):
         return None
     return lambda data: coerce_to_schema(schema, data) if isinstance(data, dict) else data

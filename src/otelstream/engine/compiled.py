@@ -1,145 +1,32 @@
-"""``CompiledStateGraph``: a validated graph's wiring, and its run/stream entry points.
+"""``CompiledStateGraph``: the public run/stream entry points of a compiled graph.
 
-Compilation turns edges into trigger channels, the way LangGraph does, so scheduling is
-one rule: a node runs in a superstep when one of its trigger channels changed since it
-last ran. ``branch:to:<node>`` carries plain and conditional edges, ``join:a+b:c`` waits
-for every start of a join, and ``__pregel_tasks`` carries ``Send`` packets.
-
-The streaming entry points live in :mod:`otelstream.stream`, which wires the engine to
-the OpenTelemetry pipeline; this module only delegates to it, so the engine itself never
-imports OpenTelemetry.
+Its wiring is a :class:`~otelstream.engine.topology.Topology`. The streaming entry points
+delegate to the :class:`StreamDriver` that the package installs on import
+(:mod:`otelstream.stream`, which wires the engine to the OpenTelemetry pipeline): the
+engine itself never imports OpenTelemetry nor anything above it.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from otelstream.engine.channels import BaseChannel, EphemeralValue, NamedBarrierValue, Topic
-from otelstream.engine.graph import BranchSpec, NodeSpec
+from otelstream.engine.events import NullObserver, RunInfo
+from otelstream.engine.loop import RunLoop
+from otelstream.engine.persistence import StateSnapshot
 from otelstream.engine.runtime import current_task_context
-from otelstream.engine.schema import SchemaField, coerce_to_schema
-from otelstream.engine.types import END, START, GraphOutput
+from otelstream.engine.topology import TASK_ID_KEY, GraphBuilder, build_topology
+from otelstream.engine.types import GraphOutput
 from otelstream.errors import ErrorCode, InvalidGraphError
 
 if TYPE_CHECKING:
     from otelstream.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
-    from otelstream.engine.graph import StateGraph
-    from otelstream.engine.loop import RunLoop
-    from otelstream.engine.persistence import StateSnapshot
 
-__all__ = ["TASKS", "TASK_ID_KEY", "CompiledStateGraph", "StreamDriver", "Topology", "set_stream_driver"]
-
-TASKS = "__pregel_tasks"
-PULL = "__pregel_pull"
-PUSH = "__pregel_push"
-TASK_ID_KEY = "__pregel_task_id"
-"""The ``configurable`` key holding the task id in a node's config (LangGraph's name)."""
+__all__ = ["CompiledStateGraph", "StreamDriver", "call_config", "set_stream_driver"]
 
 # configurable keys that address a checkpoint lineage: an explicit config naming one does
 # not inherit the calling task's configurable
 _CHECKPOINT_COORDINATES = ("thread_id", "checkpoint_ns", "checkpoint_id", "checkpoint_map")
-
-
-def branch_channel(node: str) -> str:
-    """Return the name of the channel that triggers ``node``."""
-    return f"branch:to:{node}"
-
-
-@dataclasses.dataclass(slots=True)
-class Topology:
-    """Everything the loop needs to run a graph, derived once at compile time."""
-
-    name: str
-    fields: dict[str, SchemaField]
-    state_schema: Any
-    input_keys: list[str]
-    output_keys: list[str]
-    nodes: dict[str, NodeSpec]
-    triggers: dict[str, tuple[str, ...]]
-    edges: dict[str, list[str]]
-    joins: dict[str, list[str]]
-    join_names: dict[str, frozenset[str]]
-    branches: dict[str, dict[str, BranchSpec]]
-    # channel -> the nodes it triggers, by name: a step plans only the nodes whose trigger
-    # channels the previous step changed (LangGraph's updated-channels rule)
-    triggered_by: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
-
-    def new_channels(self) -> dict[str, BaseChannel]:
-        """Return a fresh set of empty channels for one run."""
-        channels: dict[str, BaseChannel] = {key: field.make_channel() for key, field in self.fields.items()}
-        channels[START] = EphemeralValue(START)
-        channels[TASKS] = Topic(TASKS)
-        for node in self.nodes:
-            channels[branch_channel(node)] = EphemeralValue(branch_channel(node))
-        for channel, names in self.join_names.items():
-            channels[channel] = NamedBarrierValue(channel, set(names))
-        return channels
-
-    def read_state(self, channels: dict[str, BaseChannel], schema: Any = None) -> Any:
-        """Read the state as a node with ``schema`` as input receives it."""
-        # only the schema's own keys, as in LangGraph: a node over the state schema does not
-        # see keys that another schema (a node's input schema) added
-        keys = _schema_keys(schema or self.state_schema)
-        values = {k: channels[k].get() for k in keys if k in channels and channels[k].is_available()}
-        return coerce_to_schema(schema, values)
-
-    def read_values(self, channels: dict[str, BaseChannel], keys: Sequence[str]) -> dict[str, Any]:
-        """Return the available channels among ``keys`` as a dict, in ``keys`` order."""
-        return {k: channels[k].get() for k in keys if channels[k].is_available()}
-
-
-@functools.lru_cache(maxsize=256)
-def _schema_keys(schema: Any) -> tuple[str, ...]:
-    from otelstream.engine.schema import schema_fields
-
-    return tuple(f.key for f in schema_fields(schema))
-
-
-def build_topology(graph: StateGraph[Any], name: str) -> Topology:
-    """Derive trigger channels and writers from the builder's edges."""
-    triggers: dict[str, list[str]] = {node: [branch_channel(node)] for node in graph.nodes}
-    triggers[START] = [START]
-    edges: dict[str, list[str]] = {}
-    for start, end in sorted(graph.edges):
-        if end != END:
-            edges.setdefault(start, []).append(end)
-    joins: dict[str, list[str]] = {}
-    join_names: dict[str, frozenset[str]] = {}
-    for starts, end in sorted(graph.waiting_edges):
-        if end == END:
-            continue
-        channel = f"join:{'+'.join(starts)}:{end}"
-        join_names[channel] = frozenset(starts)
-        triggers[end].append(channel)
-        for start in starts:
-            joins.setdefault(start, []).append(channel)
-    return Topology(
-        name=name,
-        fields=dict(graph.fields),
-        state_schema=graph.state_schema,
-        input_keys=list(graph.input_keys),
-        output_keys=list(graph.output_keys),
-        nodes=dict(graph.nodes),
-        triggers={node: tuple(sorted(chans)) for node, chans in triggers.items()},
-        edges=edges,
-        joins=joins,
-        join_names=join_names,
-        branches={k: dict(v) for k, v in graph.branches.items()},
-        triggered_by=_triggered_by(triggers),
-    )
-
-
-def _triggered_by(triggers: dict[str, list[str]]) -> dict[str, tuple[str, ...]]:
-    nodes: dict[str, list[str]] = {}
-    for node, channels in triggers.items():
-        if node == START:
-            continue
-        for channel in channels:
-            nodes.setdefault(channel, []).append(node)
-    return {channel: tuple(sorted(names)) for channel, names in nodes.items()}
 
 
 class StreamDriver(Protocol):
@@ -172,8 +59,7 @@ def set_stream_driver(driver: StreamDriver) -> None:
 
 def _driver() -> StreamDriver:
     if not _DRIVER:
-        import otelstream.stream  # noqa: F401 - installs the driver on import
-
+        raise RuntimeError("no stream driver installed: import otelstream (the package installs it)")
     return _DRIVER[0]
 
 
@@ -190,7 +76,7 @@ class CompiledStateGraph:
 
     def __init__(
         self,
-        builder: StateGraph[Any],
+        builder: GraphBuilder,
         *,
         name: str,
         checkpointer: BaseCheckpointSaver | None = None,
@@ -212,8 +98,6 @@ class CompiledStateGraph:
             ValueError: the graph has no checkpointer (LangGraph's message).
             CheckpointError: the config names no thread.
         """
-        from otelstream.engine.persistence import StateSnapshot
-
         loop = self._reader(config)
         snapshot = loop.snapshot()
         if snapshot is None:
@@ -239,17 +123,15 @@ class CompiledStateGraph:
 
     def _reader(self, config: dict[str, Any], saved: CheckpointTuple | None = None) -> RunLoop:
         # a loop that loads the checkpoint and plans the next tasks, without running them
-        from otelstream.engine.events import NullObserver, RunInfo
-        from otelstream.engine.loop import RunLoop
-        from otelstream.engine.persistence import Persistence
-
-        saver = self._saver()
         run = RunInfo(run_id="get_state", graph_name=self.name, namespace=(), parent_task=None, config=config)
-        loop = RunLoop(self, run, NullObserver())
-        loop.persistence = Persistence(saver, config, self.topology.fields, saved)
-        if loop.persistence.saved is not None:
-            loop.persistence.restore(loop)
-        return loop
+        return RunLoop(
+            self.topology,
+            run,
+            NullObserver(),
+            output_keys=self.stream_output_keys,
+            checkpointer=self._saver(),
+            saved=saved,
+        )
 
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name!r} nodes={list(self.topology.nodes)}>"

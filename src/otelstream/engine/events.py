@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from otelstream.engine.types import StreamMode
 
 if TYPE_CHECKING:
-    from otelstream.engine.graph import NodeSpec
+    from otelstream.engine.topology import NodeSpec
 
 __all__ = ["NullObserver", "Outcome", "RunInfo", "RunObserver", "StreamEvent", "Task"]
 

@@ -6,7 +6,6 @@ with a message that names the node, edge or key at fault.
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import logging
 import typing
@@ -14,6 +13,7 @@ from collections.abc import Callable, Hashable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
 
 from otelstream.engine.schema import SchemaField, schema_fields
+from otelstream.engine.topology import BranchSpec, NodeSpec
 from otelstream.engine.types import END, START, RetryPolicy
 from otelstream.errors import ErrorCode, InvalidGraphError
 
@@ -28,34 +28,6 @@ logger = logging.getLogger(__name__)
 StateT = TypeVar("StateT")
 
 _RESERVED_CHARACTERS = ("|", ":")
-
-
-@dataclasses.dataclass(slots=True)
-class NodeSpec:
-    """A node as added: the callable (or compiled graph) and how to call it."""
-
-    name: str
-    action: Any
-    metadata: dict[str, Any] | None
-    retry_policy: tuple[RetryPolicy, ...]
-    input_schema: Any
-    is_async: bool
-    takes_config: bool
-    takes_writer: bool
-    is_subgraph: bool
-    ends: tuple[str, ...]
-
-
-@dataclasses.dataclass(slots=True)
-class BranchSpec:
-    """A conditional edge: ``path`` picks the next nodes; ``ends`` maps its results."""
-
-    path: Callable[..., Any]
-    ends: dict[Hashable, str] | None
-    is_async: bool
-    takes_config: bool
-    # the schema ``path``'s first parameter is annotated with, if not the state's
-    input_schema: Any = None
 
 
 def _call_method(action: Any) -> Any:

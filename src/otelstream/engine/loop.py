@@ -9,6 +9,11 @@ One :class:`RunLoop` runs one graph execution. The driver and the runner drive i
             loop.commit_task(task)     # or loop.fail_task(task, error)
         loop.after_tick()              # apply writes in a deterministic order
 
+The loop receives the graph's :class:`~otelstream.engine.topology.Topology`, never the
+compiled graph. Its state is one :class:`~otelstream.engine.algo.LoopState`; the algorithms
+over it are free functions (:mod:`~otelstream.engine.algo`, :mod:`~otelstream.engine.writes`);
+checkpoints and interrupts are handled by a composed :class:`~otelstream.engine.durable.Pauses`.
+
 Chunks leave only through the observer, at the moments LangGraph emits them: task starts
 when a step is planned, each task's update as it finishes (completion order), one values
 chunk after the step when an output key was written.
@@ -17,178 +22,148 @@ chunk after the step when an output key was written.
 from __future__ import annotations
 
 import inspect
-import itertools
-import os
 import threading
-import uuid
 from typing import Any
 
-from otelstream.checkpoint.base import BaseCheckpointSaver
-from otelstream.engine.channels import BaseChannel, EphemeralValue, Topic, troubleshooting
-from otelstream.engine.compiled import PULL, PUSH, TASK_ID_KEY, TASKS, CompiledStateGraph
-from otelstream.engine.durable import DurableSteps, utc_timestamp
-from otelstream.engine.events import RunInfo, RunObserver, StreamEvent, Task
-from otelstream.engine.interrupts import (
-    ParentResume,
-    PendingResume,
-    should_interrupt,
-)
-from otelstream.engine.persistence import Persistence
-from otelstream.engine.types import START, Command, Interrupt, StreamMode
-from otelstream.engine.writes import (
-    TaskWrites,
-    add_task_note,
-    call_path,
-    result_value,
-    update_value,
-    updates_of,
-)
-from otelstream.errors import ErrorCode, GraphRecursionError
+from otelstream.checkpoint.base import BaseCheckpointSaver, CheckpointTuple
+from otelstream.engine import writes as _writes
+from otelstream.engine.algo import LoopState, apply_update, apply_writes, due_nodes
+from otelstream.engine.channels import EphemeralValue, Topic, troubleshooting
+from otelstream.engine.durable import Pauses
+from otelstream.engine.emitter import RunEmitter
+from otelstream.engine.events import RunInfo, RunObserver, Task
+from otelstream.engine.interrupts import InterruptScope, mark_breakpoint, should_interrupt
+from otelstream.engine.persistence import Persistence, StateSnapshot
+from otelstream.engine.tasks import TaskIds, task_config, task_metadata
+from otelstream.engine.topology import PULL, PUSH, TASKS, Topology
+from otelstream.engine.types import START, Command, Interrupt
+from otelstream.engine.writes import add_task_note, call_path, result_value, update_value, updates_of
+from otelstream.errors import EmptyInputError, ErrorCode, GraphRecursionError
 
 __all__ = ["DEFAULT_RECURSION_LIMIT", "RunLoop"]
 
 DEFAULT_RECURSION_LIMIT = 25
 
-# user metadata keys LangGraph copies from configurable into a task's metadata
-_CONFIGURABLE_METADATA = (
-    "thread_id",
-    "checkpoint_id",
-    "checkpoint_ns",
-    "task_id",
-    "run_id",
-    "assistant_id",
-    "graph_id",
-)
-# metadata keys LangGraph leaves out of "tasks" payloads
-_EXCLUDED_METADATA = frozenset(
-    (
-        "thread_id",
-        "checkpoint_id",
-        "checkpoint_ns",
-        "checkpoint_map",
-        "langgraph_step",
-        "langgraph_node",
-        "langgraph_triggers",
-        "langgraph_path",
-        "langgraph_checkpoint_ns",
-    )
-)
+
+def _persistence(
+    checkpointer: BaseCheckpointSaver | None, run: RunInfo, topology: Topology, saved: CheckpointTuple | None
+) -> Persistence | None:
+    if checkpointer is not None:
+        return Persistence(checkpointer, run.config, topology.fields, saved)
+    parent = run.parent_task
+    if parent is not None and parent.persistence is not None:
+        # a subgraph of a checkpointed run checkpoints under its own namespace
+        above: Persistence = parent.persistence
+        return Persistence(
+            above.saver,
+            run.config,
+            topology.fields,
+            namespace="|".join(run.namespace),
+            parents=above.child_parents(),
+        )
+    return None
 
 
-def _sort_key(task: Task) -> tuple[Any, ...]:
-    # pull tasks by node name, then push tasks by Send order: independent of completion order
-    return (0, task.name, 0) if task.path[0] == PULL else (1, "", task.path[1])
-
-
-class RunLoop(TaskWrites, DurableSteps):
+class RunLoop:
     """Runs one graph execution superstep by superstep; see the module docstring."""
 
     def __init__(
         self,
-        graph: CompiledStateGraph,
+        topology: Topology,
         run: RunInfo,
         observer: RunObserver,
         *,
+        output_keys: str | list[str] | None = None,
         recursion_limit: int = DEFAULT_RECURSION_LIMIT,
         checkpointer: BaseCheckpointSaver | None = None,
+        saved: CheckpointTuple | None = None,
         interrupt_before: list[str] | str = (),  # type: ignore[assignment]
         interrupt_after: list[str] | str = (),  # type: ignore[assignment]
     ) -> None:
-        """Prepare a run of ``graph`` reporting to ``observer``.
+        """Prepare a run of the graph ``topology`` describes, reporting to ``observer``.
 
-        With a ``checkpointer`` the run continues the thread ``run.config`` names: the
-        thread's latest checkpoint is loaded here, before the run starts.
+        Args:
+            topology: The compiled graph's wiring.
+            run: The run: its id, namespace, calling task and config.
+            observer: Receives every chunk, task and run event.
+            output_keys: The keys "values" and "updates" show (default: every state key).
+            recursion_limit: Supersteps allowed before ``GraphRecursionError``.
+            checkpointer: Continue the thread ``run.config`` names: its latest checkpoint
+                (or ``saved``) is loaded here, before the run starts.
+            saved: The checkpoint to load instead of the thread's latest.
+            interrupt_before: Nodes to pause before (``"*"``: every node).
+            interrupt_after: Nodes to pause after.
 
         Raises:
             CheckpointError: a checkpointer is set and the config names no thread.
         """
-        self.graph = graph
-        self.topology = graph.topology
+        self.topology = topology
         self.run = run
         self.observer = observer
         self.recursion_limit = recursion_limit
-        self.channels: dict[str, BaseChannel] = self.topology.new_channels()
-        # channels an empty update can clear, and those of them the last step wrote (None:
-        # unknown, for a new or restored run): a step clears only what the previous one wrote
-        self._clearing = frozenset(k for k, c in self.channels.items() if isinstance(c, (EphemeralValue, Topic)))
-        self._written_clearing: set[str] | None = None
-        # the channels the last applied step changed; None until a step was applied
-        self.changed: set[str] | None = None
-        self.versions: dict[str, int] = {}
-        self.seen: dict[str, dict[str, int]] = {}
-        self.version = 0
-        self.step = 0
+        channels = topology.new_channels()
+        self.state = LoopState(
+            channels=channels,
+            versions={},
+            seen={},
+            clearing=frozenset(k for k, c in channels.items() if isinstance(c, (EphemeralValue, Topic))),
+        )
         self.tasks: list[Task] = []
-        self.namespace = run.namespace
         # "values" and "updates" show the output keys (invoke() passes the output schema's,
         # as LangGraph does); task results show every state key
-        output_keys = getattr(graph, "stream_output_keys", None)
-        self.output_keys: str | list[str] = output_keys if output_keys is not None else list(self.topology.fields)
+        self.output_keys: str | list[str] = output_keys if output_keys is not None else list(topology.fields)
         self._output_set = frozenset([output_keys] if isinstance(output_keys, str) else self.output_keys)
         # a task's outcome chunks (update, task result) stay together, as LangGraph's
         # commit emits them, even when another task finishes at the same moment
         self._commit_lock = threading.Lock()
         self._committed: set[str] = set()
-        # task ids of a run without checkpoints: uuid-shaped, unique across runs by the prefix
-        self._id_prefix = str(uuid.uuid4())[:24]
-        self._id_counter = itertools.count(int.from_bytes(os.urandom(4), "big"))
-        self.muted = False
         self.start_step = 0
         self.interrupt_before = interrupt_before
         self.interrupt_after = interrupt_after
         # set when the run paused: a task called interrupt(), or a static breakpoint fired
         self.interrupted = False
-        self.interrupts: list[Interrupt] = []
-        self.resume: PendingResume | ParentResume | None = None
-        self.previous_trace: dict[str, str] | None = None
-        self.persistence: Persistence | None = None
-        parent = run.parent_task
-        if checkpointer is not None:
-            self.persistence = Persistence(checkpointer, run.config, self.topology.fields)
-        elif parent is not None and parent.persistence is not None:
-            # a subgraph of a checkpointed run checkpoints under its own namespace
-            above: Persistence = parent.persistence
-            self.persistence = Persistence(
-                above.saver,
-                run.config,
-                self.topology.fields,
-                namespace="|".join(self.namespace),
-                parents=above.child_parents(),
-            )
-        if self.persistence is not None:
-            if self.persistence.saved is not None:
-                self.persistence.restore(self)
-                run.previous_trace = self.previous_trace
+        self.emitter = RunEmitter(observer, run)
+        persistence = _persistence(checkpointer, run, topology, saved)
+        self.pauses = Pauses(persistence, self.emitter, run.parent_task, self._commit_lock)
+        self._ids = TaskIds(run.namespace, persistence)
+        if persistence is not None and persistence.saved is not None:
+            run.previous_trace = persistence.restore(self.state)
 
-    # --- emitting -------------------------------------------------------------------------
+    @property
+    def persistence(self) -> Persistence | None:
+        """The run's checkpoints, if it has a checkpointer."""
+        return self.pauses.persistence
 
-    def wants(self, mode: StreamMode) -> bool:
-        """Return whether anyone consumes ``mode`` chunks of this run."""
-        return not self.muted and self.observer.wants(self.namespace, mode)
+    @property
+    def interrupts(self) -> list[Interrupt]:
+        """The interrupts the run paused with."""
+        return self.pauses.interrupts
 
-    def _emit(self, mode: StreamMode, payload: Any, task: Task | None = None) -> None:
-        node = task.name if task is not None else None
-        self.observer.emit(StreamEvent(self.namespace, mode, payload, node), self.run, task)
+    @property
+    def step(self) -> int:
+        """The superstep the run is at."""
+        return self.state.step
 
-    def _emit_task_event(self, payload: dict[str, Any], task: Task, *, result: bool) -> None:
-        if self.wants("tasks"):
-            self._emit("tasks", payload, task)
-        if self.wants("debug"):
-            kind = "task_result" if result else "task"
-            self._emit(
-                "debug",
-                {"step": self.step, "timestamp": utc_timestamp(), "type": kind, "payload": payload},
-                task,
-            )
+    def output_values(self) -> Any:
+        """Return the current values of the output keys, as a "values" chunk shows them."""
+        return self.topology.output_values(self.state.channels, self.output_keys)
 
-    def _emit_values(self) -> None:
-        if self.wants("values"):
-            keys = self.output_keys
-            if isinstance(keys, str):
-                channel = self.channels[keys]
-                self._emit("values", channel.get() if channel.is_available() else None)
-            else:
-                self._emit("values", self.topology.read_values(self.channels, keys))
+    def _values_with(self, tasks: list[Task]) -> Any:
+        # the output values as they would be with ``tasks``' writes applied
+        if not tasks:
+            return self.output_values()
+        preview = self.state.preview()
+        apply_writes(preview, tasks)
+        return self.topology.output_values(preview.channels, self.output_keys)
+
+    def _save(self, source: str) -> None:
+        persistence = self.persistence
+        assert persistence is not None
+        persistence.save(self.state, source, self.observer.trace_reference(self.run))
+
+    def _emit_checkpoint(self, tasks: list[Task] | None = None) -> None:
+        step = self.state.step
+        self.pauses.emit_checkpoint(self.output_values, lambda: self._plan(step + 1) if tasks is None else tasks)
 
     # --- input ----------------------------------------------------------------------------
 
@@ -199,36 +174,37 @@ class RunLoop(TaskWrites, DurableSteps):
             EmptyInputError: ``input`` is None (resuming needs a checkpointer).
             InvalidUpdateError: ``input`` is not a mapping of state keys.
         """
-        from otelstream.errors import EmptyInputError
-
         parent = self.run.parent_task
         resuming = (
             input is None
             or (isinstance(input, Command) and input.resume is not None)
             or (parent is not None and parent.resuming)  # a subgraph resumes with its caller
         )
-        persistence = self.persistence
-        if resuming and persistence is not None and persistence.saved is not None:
+        if resuming and self.pauses.can_resume:
             self._resume(input)
             return
         if input is None:
             raise EmptyInputError("Received no input for __start__")
         if isinstance(input, Command) and input.resume is not None:
             raise EmptyInputError("Received Command(resume=...) but the thread has nothing to resume")
+        persistence = self.persistence
+        state = self.state
         if persistence is not None:
             # the input checkpoint comes before step 0 on a new thread, after the last one else
-            self.step = (self.step if persistence.saved is not None else -2) + 1
-            persistence.save(self, "input")
+            state.step = (state.step if persistence.saved is not None else -2) + 1
+            self._save("input")
         start_task = self._start_task(input)
+        topology = self.topology
         try:
             if isinstance(input, Command):
-                writes, gotos = self._command_writes(input, START)
+                writes, gotos = _writes.command_writes(topology, input, START)
             else:
-                writes = updates_of(input, self.topology.input_keys)
+                writes = updates_of(input, topology.input_keys)
                 gotos = []
-            out = writes + self._goto_writes(START, gotos) + self._edge_writes(START)
-            for branch, state in self._branch_inputs(START, writes, input):
-                out.extend(self._branch_writes(START, branch, call_path(branch, state, self.run.config)))
+            out = writes + _writes.goto_writes(topology, START, gotos) + _writes.edge_writes(topology, START)
+            for branch, branch_state in _writes.branch_inputs(topology, state.channels, START, writes, input):
+                chosen = call_path(branch, branch_state, self.run.config)
+                out.extend(_writes.branch_writes(topology, START, branch, chosen))
             start_task.writes = out
         except Exception as exc:
             # the input is mapped by LangGraph's hidden __start__ task: its errors say so
@@ -239,23 +215,37 @@ class RunLoop(TaskWrites, DurableSteps):
             persistence.put_writes(start_task.id, list(start_task.writes))
         self._apply([start_task])
         if persistence is not None:
-            self.step += 1
-            persistence.save(self, "loop")
+            state.step += 1
+            self._save("loop")
             self._emit_checkpoint()
-        self.start_step = self.step
+        self.start_step = state.step
+
+    def _resume(self, input: Any) -> None:
+        # continue the thread from its checkpoint: LangGraph re-emits the current values
+        # (and checkpoint), and the next tick re-plans the interrupted superstep
+        self.pauses.begin_resume(input)
+        if isinstance(input, Command) and input.update is not None:
+            # Command(resume=..., update=...): LangGraph writes the update into the state
+            # before the paused step runs again; only those channels change
+            apply_update(self.state, self.topology, input.update_items())
+        mark_breakpoint(self.state.versions, self.state.seen)
+        self.start_step = self.state.step
+        if self.emitter.wants("values"):
+            self.emitter.emit("values", self.output_values())
+        self._emit_checkpoint()
 
     def _start_task(self, input: Any) -> Task:
         # LangGraph's hidden __start__ task, which maps the input to state writes
         path = (PULL, START)
         return Task(
-            id=self._task_id(START, path),
+            id=self._ids.next(START, path, self.state.step),
             name=START,
             path=path,
             input=input,
             triggers=(START,),
             node=None,  # type: ignore[arg-type]  # the input task runs no node code
-            step=self.step,
-            namespace=self.namespace,
+            step=self.state.step,
+            namespace=self.run.namespace,
             graph_name=self.topology.name,
             lazy_config=self.run.config,
         )
@@ -270,8 +260,9 @@ class RunLoop(TaskWrites, DurableSteps):
         """
         if self.interrupted:
             return False
-        self.step += 1
-        if self.step > self.start_step + self.recursion_limit:
+        state = self.state
+        state.step += 1
+        if state.step > self.start_step + self.recursion_limit:
             raise GraphRecursionError(
                 troubleshooting(
                     f"Recursion limit of {self.recursion_limit} reached without hitting a stop "
@@ -280,20 +271,14 @@ class RunLoop(TaskWrites, DurableSteps):
                     ErrorCode.GRAPH_RECURSION_LIMIT,
                 )
             )
-        tasks = self._plan(self.step)
+        tasks = self._plan(state.step)
         self.tasks = tasks
-        if self.interrupt_before and should_interrupt(self.interrupt_before, self.versions, self.seen, tasks):
+        if self.interrupt_before and should_interrupt(self.interrupt_before, state.versions, state.seen, tasks):
             self._breakpoint()
             return False
-        persistence = self.persistence
-        if persistence is not None:
-            paused = persistence.interrupted_tasks()
-            for task in tasks:
-                writes = persistence.writes_of(task.id)
-                if writes:  # finished before the run stopped: reuse its writes
-                    task.writes, task.cached = writes, True
-                task.resuming = task.id in paused
-        if self.wants("tasks") or self.wants("debug"):
+        self.pauses.reuse_finished(tasks)
+        emitter = self.emitter
+        if emitter.wants("tasks") or emitter.wants("debug"):
             for task in tasks:
                 payload: dict[str, Any] = {
                     "id": task.id,
@@ -301,15 +286,15 @@ class RunLoop(TaskWrites, DurableSteps):
                     "input": task.input,
                     "triggers": task.triggers,
                 }
-                metadata = self._task_metadata(task)
+                metadata = task_metadata(task)
                 if metadata:
                     payload["metadata"] = metadata
-                self._emit_task_event(payload, task, result=False)
+                emitter.task_event(payload, task, result=False, step=state.step)
         for task in tasks:
-            if task.cached and self.wants("updates"):
+            if task.cached and emitter.wants("updates"):
                 state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
                 update = {task.name: update_value(state_writes, self.output_keys), "__metadata__": {"cached": True}}
-                self._emit("updates", update, task)
+                emitter.emit("updates", update, task)
         return bool(tasks)
 
     @property
@@ -319,40 +304,24 @@ class RunLoop(TaskWrites, DurableSteps):
 
     def _plan(self, step: int) -> list[Task]:
         # the tasks of superstep ``step``: Send packets in order, then triggered nodes by name
-        saved_step, self.step = self.step, step
-        try:
-            tasks: list[Task] = []
-            sends = self.channels[TASKS]
-            if sends.is_available():
-                for index, packet in enumerate(sends.get()):
-                    tasks.append(self._new_task(packet.node, (PUSH, index, False), packet.arg, ("__pregel_push",)))
-            changed = self.changed
-            if changed is None:  # a new or restored run: every node may be due
-                candidates: Any = sorted(self.topology.nodes)
-            else:
-                triggered_by = self.topology.triggered_by
-                candidates = sorted({node for chan in changed for node in triggered_by.get(chan, ())})
-            for name in candidates:
-                if self._triggered(name):
-                    node = self.topology.nodes[name]
-                    state = self.topology.read_state(self.channels, node.input_schema)
-                    tasks.append(self._new_task(name, (PULL, name), state, self.topology.triggers[name]))
-            return tasks
-        finally:
-            self.step = saved_step
+        topology = self.topology
+        channels = self.state.channels
+        tasks: list[Task] = []
+        sends = channels[TASKS]
+        if sends.is_available():
+            for index, packet in enumerate(sends.get()):
+                tasks.append(self._new_task(packet.node, (PUSH, index, False), packet.arg, ("__pregel_push",), step))
+        for name in due_nodes(self.state, topology):
+            node = topology.nodes[name]
+            node_state = topology.read_state(channels, node.input_schema)
+            tasks.append(self._new_task(name, (PULL, name), node_state, topology.triggers[name], step))
+        return tasks
 
-    def _triggered(self, name: str) -> bool:
-        seen = self.seen.get(name, {})
-        for chan in self.topology.triggers[name]:
-            if self.channels[chan].is_available() and self.versions.get(chan, 0) > seen.get(chan, 0):
-                return True
-        return False
-
-    def _new_task(self, name: str, path: tuple[Any, ...], input: Any, triggers: tuple[str, ...]) -> Task:
-        task_id = self._task_id(name, path)
-        namespace = (*self.namespace, f"{name}:{task_id}")
+    def _new_task(self, name: str, path: tuple[Any, ...], input: Any, triggers: tuple[str, ...], step: int) -> Task:
+        task_id = self._ids.next(name, path, step)
+        namespace = (*self.run.namespace, f"{name}:{task_id}")
         node = self.topology.nodes[name]
-        step = self.step
+        run = self.run
         return Task(
             id=task_id,
             name=name,
@@ -363,60 +332,24 @@ class RunLoop(TaskWrites, DurableSteps):
             step=step,
             namespace=namespace,
             graph_name=self.topology.name,
-            lazy_config=lambda: self._task_config(task_id, name, path, triggers, namespace, step),
+            lazy_config=lambda: task_config(
+                run.config, run.parent_task, node, task_id, path, triggers, namespace, step
+            ),
             persistence=self.persistence,
         )
 
-    def _task_config(
-        self,
-        task_id: str,
-        name: str,
-        path: tuple[Any, ...],
-        triggers: tuple[str, ...],
-        namespace: tuple[str, ...],
-        step: int,
-    ) -> dict[str, Any]:
-        # built on first use (the node asks for its config, a nested graph or an LLM call
-        # inherits it, a "tasks" chunk shows its metadata): most nodes never need it
-        run_config = self.run.config
-        configurable = run_config.get("configurable", {})
-        # the key order is LangGraph's: user (and inherited) metadata, the configurable keys
-        # LangGraph propagates, the subgraph's checkpoint_ns, langgraph_*, node metadata
-        metadata = dict(run_config.get("metadata", {}))
-        for key in _CONFIGURABLE_METADATA:
-            if key not in metadata and configurable.get(key):
-                metadata[key] = configurable[key]
-        parent = self.run.parent_task
-        if parent is not None and "checkpoint_ns" not in metadata:
-            # the calling task's namespace: without the numbered segment of a repeated call
-            metadata["checkpoint_ns"] = parent.checkpoint_ns
-        metadata.update(
-            langgraph_step=step,
-            langgraph_node=name,
-            langgraph_triggers=triggers,
-            langgraph_path=path,
-            langgraph_checkpoint_ns="|".join(namespace),
-        )
-        node = self.topology.nodes[name]
-        if node.metadata:
-            metadata.update(node.metadata)
-        return {
-            **run_config,
-            "metadata": metadata,
-            "tags": list(run_config.get("tags", [])),
-            # the task id marks a config handed to nested graph calls as a task's config
-            "configurable": {**configurable, TASK_ID_KEY: task_id},
-        }
-
-    def _task_metadata(self, task: Task) -> dict[str, Any]:
-        # LangGraph forwards only user-meaningful metadata: its own bookkeeping keys are
-        # redundant with the payload's fields and namespace
-        metadata = {k: v for k, v in task.config["metadata"].items() if k not in _EXCLUDED_METADATA}
-        if task.config.get("tags"):
-            metadata["tags"] = list(task.config["tags"])
-        return metadata
+    def _breakpoint(self) -> None:
+        # a static breakpoint: LangGraph streams an empty interrupt and stops
+        mark_breakpoint(self.state.versions, self.state.seen)
+        self.interrupted = True
+        if self.emitter.wants("updates"):
+            self.emitter.emit("updates", {"__interrupt__": ()})
 
     # --- run ------------------------------------------------------------------------------
+
+    def interrupt_scope(self, task: Task) -> InterruptScope:
+        """Return what ``interrupt()`` calls in ``task``'s next attempt answer with."""
+        return self.pauses.interrupt_scope(task)
 
     def record_result(self, task: Task, result: Any) -> None:
         """Turn what ``task``'s node returned into its writes, edges and branches included.
@@ -430,26 +363,30 @@ class RunLoop(TaskWrites, DurableSteps):
             InvalidUpdateError: the node returned something that is not a state update, or
                 routed to an unknown node.
         """
+        topology = self.topology
         writes = self._begin_writes(task, result)
-        for branch, state in self._branch_inputs(task.name, writes, result):
-            task.writes.extend(self._branch_writes(task.name, branch, call_path(branch, state, task.config)))
+        for branch, state in _writes.branch_inputs(topology, self.state.channels, task.name, writes, result):
+            chosen = call_path(branch, state, task.config)
+            task.writes.extend(_writes.branch_writes(topology, task.name, branch, chosen))
 
     async def arecord_result(self, task: Task, result: Any) -> None:
         """Async version of :meth:`record_result`: routing functions may be ``async def``."""
+        topology = self.topology
         writes = self._begin_writes(task, result)
-        for branch, state in self._branch_inputs(task.name, writes, result):
+        for branch, state in _writes.branch_inputs(topology, self.state.channels, task.name, writes, result):
             chosen = call_path(branch, state, task.config, awaitable=True)
             if inspect.isawaitable(chosen):
                 chosen = await chosen
-            task.writes.extend(self._branch_writes(task.name, branch, chosen))
+            task.writes.extend(_writes.branch_writes(topology, task.name, branch, chosen))
 
     def _begin_writes(self, task: Task, result: Any) -> list[tuple[str, Any]]:
         # the node's state writes with its Command gotos (one LangGraph writer: all or
         # nothing), then its plain edges; returns the state writes
+        topology = self.topology
         task.writes = []
-        writes, gotos = self._result_writes(task, result)
-        task.writes = writes + self._goto_writes(task.name, gotos)
-        task.writes.extend(self._edge_writes(task.name))
+        writes, gotos = _writes.result_writes(topology, task, result)
+        task.writes = writes + _writes.goto_writes(topology, task.name, gotos)
+        task.writes.extend(_writes.edge_writes(topology, task.name))
         return writes
 
     def commit_task(self, task: Task) -> None:
@@ -470,14 +407,15 @@ class RunLoop(TaskWrites, DurableSteps):
     def _commit(self, task: Task, error: BaseException | None) -> None:
         self._committed.add(task.id)
         if task.interrupts and error is None:
-            self._commit_interrupt(task)
+            self.pauses.commit_interrupt(task, self.output_values, self.state.step)
             return
         if self.persistence is not None:
-            self._keep_writes(task, error)
+            self.persistence.keep_task_writes(task, error)
         state_writes = [(k, v) for k, v in task.writes if k in self.topology.fields]
-        if (error is None or task.writes) and self.wants("updates"):
-            self._emit("updates", {task.name: update_value(state_writes, self.output_keys)}, task)
-        if self.wants("tasks") or self.wants("debug"):
+        emitter = self.emitter
+        if (error is None or task.writes) and emitter.wants("updates"):
+            emitter.emit("updates", {task.name: update_value(state_writes, self.output_keys)}, task)
+        if emitter.wants("tasks") or emitter.wants("debug"):
             payload: dict[str, Any] = {
                 "id": task.id,
                 "name": task.name,
@@ -485,7 +423,7 @@ class RunLoop(TaskWrites, DurableSteps):
                 "result": result_value(state_writes),
                 "interrupts": [],
             }
-            self._emit_task_event(payload, task, result=True)
+            emitter.task_event(payload, task, result=True, step=self.state.step)
         self.observer.task_ended(task, error)
 
     # --- apply ----------------------------------------------------------------------------
@@ -505,63 +443,48 @@ class RunLoop(TaskWrites, DurableSteps):
             self.interrupted = True
             finished = [t for t in self.tasks if not t.interrupts and t.writes]
             if finished:
-                preview = {key: channel.copy() for key, channel in self.channels.items()}
-                self._apply(finished, preview)
+                self._apply(finished, self.state.preview())
             return
         self._apply(self.tasks)
         if self.persistence is not None:
-            self.persistence.save(self, "loop")
+            self._save("loop")
             self._emit_checkpoint()
-        if self.interrupt_after and should_interrupt(self.interrupt_after, self.versions, self.seen, self.tasks):
+        state = self.state
+        if self.interrupt_after and should_interrupt(self.interrupt_after, state.versions, state.seen, self.tasks):
             self._breakpoint()
 
-    def _apply(self, tasks: list[Task], preview: dict[str, BaseChannel] | None = None) -> None:
-        # ``preview``: apply to these copies of the channels, only to emit the values chunk
-        if preview is not None:
-            saved = (self.channels, self.versions, self.seen, self.version, self.changed, self._written_clearing)
-            self.channels, self.versions, self.seen = preview, dict(self.versions), {}
-            try:
-                self._apply(tasks)
-            finally:
-                (
-                    self.channels,
-                    self.versions,
-                    self.seen,
-                    self.version,
-                    self.changed,
-                    self._written_clearing,
-                ) = saved
-            return
-        tasks = sorted(tasks, key=_sort_key)
-        for task in tasks:
-            seen = self.seen.setdefault(task.name, {})
-            for chan in task.triggers:
-                if chan in self.versions:
-                    seen[chan] = self.versions[chan]
-        self.version += 1
-        version = self.version
-        changed: set[str] = set()
-        for chan in {c for t in tasks for c in t.triggers}:
-            if chan in self.channels and self.channels[chan].consume():
-                self.versions[chan] = version
-                changed.add(chan)
-        grouped: dict[str, list[Any]] = {}
-        for task in tasks:
-            for chan, value in task.writes:
-                grouped.setdefault(chan, []).append(value)
-        updated: set[str] = set()
-        for chan, values in grouped.items():
-            if self.channels[chan].update(values):
-                self.versions[chan] = version
-                updated.add(chan)
-        written = self._written_clearing
-        for chan in self._clearing if written is None else written:
-            channel = self.channels[chan]
-            if chan not in updated and channel.is_available() and channel.update(()):
-                self.versions[chan] = version
-                changed.add(chan)
-        self._written_clearing = updated & self._clearing
-        self.changed = changed | updated
+    def _apply(self, tasks: list[Task], state: LoopState | None = None) -> None:
+        # apply to ``state`` (default: the run's); a preview copy is applied only to emit
+        # the values chunk
+        target = self.state if state is None else state
+        updated = apply_writes(target, tasks)
         # LangGraph emits values when an output key was both written and changed
-        if any(key in updated and key in grouped for key in self._output_set):
-            self._emit_values()
+        if self.emitter.wants("values") and not updated.isdisjoint(self._output_set):
+            self.emitter.emit("values", self.topology.output_values(target.channels, self.output_keys))
+
+    def finish_abandoned_step(self) -> None:
+        """Save the superstep in progress when the consumer stopped reading, as LangGraph does.
+
+        Only when every task of the step finished: the thread then continues after it.
+        Nothing is streamed (nobody reads any more, and the telemetry must show only what
+        the consumer was given).
+        """
+        if self.persistence is None or self.interrupted or not self.tasks or self.interrupts:
+            return
+        if any(task.error is not None or not (task.cached or task.id in self._committed) for task in self.tasks):
+            return
+        self.emitter.muted = True
+        self.after_tick()
+
+    # --- reading a thread -----------------------------------------------------------------
+
+    def snapshot(self, *, apply_pending: bool = True) -> StateSnapshot | None:
+        """Return the thread's state at the loaded checkpoint, or None without one."""
+        persistence = self.persistence
+        if persistence is None or persistence.saved is None:
+            return None
+        if persistence.saved.metadata.get("source") == "input":
+            tasks = [self._start_task(None)]  # the input checkpoint's one task: applying the input
+        else:
+            tasks = self._plan(self.state.step + 1)
+        return persistence.snapshot(tasks, self._values_with, apply_pending=apply_pending)

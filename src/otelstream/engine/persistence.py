@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -29,8 +29,8 @@ from otelstream.engine.channels import MISSING
 from otelstream.engine.types import Interrupt
 
 if TYPE_CHECKING:
+    from otelstream.engine.algo import LoopState
     from otelstream.engine.events import Task
-    from otelstream.engine.loop import RunLoop
 
 __all__ = [
     "BREAKPOINT",
@@ -133,19 +133,23 @@ class Persistence:
 
     # --- loading -----------------------------------------------------------------------
 
-    def restore(self, loop: RunLoop) -> None:
-        """Set ``loop``'s channels, versions and step to the loaded checkpoint."""
+    def restore(self, state: LoopState) -> dict[str, str] | None:
+        """Set ``state``'s channels, versions and step to the loaded checkpoint.
+
+        Returns:
+            Where the run that wrote the checkpoint is in telemetry, if it said.
+        """
         assert self.saved is not None
         checkpoint = self.saved.checkpoint
         values = checkpoint["channel_values"]
-        for key, channel in loop.channels.items():
+        for key, channel in state.channels.items():
             if key in values:
                 channel.restore(values[key])
-        loop.versions = dict(checkpoint["channel_versions"])
-        loop.seen = {node: dict(seen) for node, seen in checkpoint["versions_seen"].items()}
-        loop.version = max(loop.versions.values(), default=0)
-        loop.step = int(self.saved.metadata.get("step", -1))
-        loop.previous_trace = checkpoint.get("trace")
+        state.versions = dict(checkpoint["channel_versions"])
+        state.seen = {node: dict(seen) for node, seen in checkpoint["versions_seen"].items()}
+        state.version = max(state.versions.values(), default=0)
+        state.step = int(self.saved.metadata.get("step", -1))
+        return checkpoint.get("trace")
 
     def writes_of(self, task_id: str) -> list[tuple[str, Any]]:
         """Return the pending writes ``task_id`` made to state channels (a finished task)."""
@@ -176,21 +180,27 @@ class Persistence:
 
     # --- saving ------------------------------------------------------------------------
 
-    def save(self, loop: RunLoop, source: str) -> dict[str, Any]:
-        """Save ``loop``'s state as a new checkpoint at ``loop.step``; return its payload config."""
+    def save(self, state: LoopState, source: str, trace: dict[str, str] | None) -> dict[str, Any]:
+        """Save ``state`` as a new checkpoint at its step; return the checkpoint's config.
+
+        Args:
+            state: The channels and versions to save.
+            source: LangGraph's ``metadata["source"]``: ``"input"`` or ``"loop"``.
+            trace: Where the saving run is in telemetry (kept for the run that continues).
+        """
         parent = self.config
         checkpoint: Checkpoint = {
             "v": 1,
             "id": new_checkpoint_id(),
             "ts": datetime.now(timezone.utc).isoformat(),
             "channel_values": {
-                key: saved for key, channel in loop.channels.items() if (saved := channel.checkpoint()) is not MISSING
+                key: saved for key, channel in state.channels.items() if (saved := channel.checkpoint()) is not MISSING
             },
-            "channel_versions": dict(loop.versions),
-            "versions_seen": {node: dict(seen) for node, seen in loop.seen.items()},
-            "trace": loop.observer_trace(),
+            "channel_versions": dict(state.versions),
+            "versions_seen": {node: dict(seen) for node, seen in state.seen.items()},
+            "trace": trace,
         }
-        metadata = {"source": source, "step": loop.step, "parents": dict(self.parents)}
+        metadata = {"source": source, "step": state.step, "parents": dict(self.parents)}
         address = parent or {"configurable": {"thread_id": self.thread_id, "checkpoint_ns": self.checkpoint_ns}}
         self.config = self.saver.put(address, checkpoint, metadata)
         self.pending = []
@@ -208,10 +218,20 @@ class Persistence:
         self.saver.put_writes(self.config, writes, task_id)
         self.pending.extend((task_id, channel, value) for channel, value in writes)
 
+    def keep_task_writes(self, task: Task, error: BaseException | None) -> None:
+        """Keep what a finished task wrote, or the error it failed with: a resume reuses them."""
+        if error is None:
+            self.put_writes(task.id, list(task.writes))
+        elif isinstance(error, Exception):
+            try:
+                self.put_writes(task.id, [(ERROR, error)])
+            except Exception:  # an unpicklable error must not hide the node's own
+                pass
+
     # --- reporting ---------------------------------------------------------------------
 
-    def payload(self, loop: RunLoop, tasks: Iterable[Task]) -> dict[str, Any]:
-        """Return the ``"checkpoints"`` chunk of the current checkpoint, ``tasks`` planned next."""
+    def payload(self, values: Any, tasks: Iterable[Task]) -> dict[str, Any]:
+        """Return the ``"checkpoints"`` chunk of the current checkpoint (its ``values``), ``tasks`` planned next."""
         assert self.saved is not None
         configurable = {**self.extra, **self.saved.config["configurable"]}
         configurable = {
@@ -233,7 +253,7 @@ class Persistence:
         return {
             "config": {"configurable": configurable},
             "parent_config": parent_config,
-            "values": loop.output_values(),
+            "values": values,
             "metadata": dict(self.saved.metadata),
             "next": [t.name for t in task_list],
             "tasks": [self._task_entry(t) for t in task_list],
@@ -256,9 +276,12 @@ class Persistence:
             entry["result"] = result
         return entry
 
-    def snapshot(self, loop: RunLoop, tasks: list[Task], *, apply_pending: bool) -> StateSnapshot:
+    def snapshot(
+        self, tasks: list[Task], values_with: Callable[[list[Task]], Any], *, apply_pending: bool
+    ) -> StateSnapshot:
         """Return the current checkpoint as ``get_state()`` reports it, ``tasks`` planned next.
 
+        ``values_with(finished)`` returns the output values with those tasks' writes applied.
         With ``apply_pending`` (``get_state()``, not the history) the values show the writes
         of tasks that finished after the checkpoint, and ``next`` leaves those tasks out.
         """
@@ -285,7 +308,7 @@ class Persistence:
         for task in finished:
             task.writes = self.writes_of(task.id)
         return StateSnapshot(
-            values=loop.preview_values(finished) if finished else loop.output_values(),
+            values=values_with(finished),
             next=tuple(t.name for t in tasks if t not in finished),
             config=self.saved.config,
             metadata=dict(self.saved.metadata),

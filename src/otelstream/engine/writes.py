@@ -10,121 +10,142 @@ from __future__ import annotations
 from typing import Any
 
 from otelstream.engine.channels import BaseChannel, troubleshooting
-from otelstream.engine.compiled import TASKS, Topology, branch_channel
 from otelstream.engine.events import Task
-from otelstream.engine.graph import BranchSpec
 from otelstream.engine.schema import updates_from_object
+from otelstream.engine.topology import TASKS, BranchSpec, Topology, branch_channel
 from otelstream.engine.types import END, START, Command, Send
 from otelstream.errors import ErrorCode, InvalidUpdateError
 
 __all__ = [
-    "TaskWrites",
     "add_task_note",
+    "branch_inputs",
+    "branch_writes",
     "call_path",
+    "command_writes",
+    "edge_writes",
+    "goto_writes",
     "no_sync_function",
     "result_value",
+    "result_writes",
     "update_value",
     "updates_of",
 ]
 
 
-class TaskWrites:
-    """The write-mapping half of the run loop: needs ``topology`` and ``channels``."""
+def result_writes(topology: Topology, task: Task, result: Any) -> tuple[list[tuple[str, Any]], list[Send | str]]:
+    """Return the state writes and gotos of what ``task``'s node returned (updates, Commands, a Send)."""
+    if isinstance(result, Send):  # LangGraph takes a returned Send as a goto
+        return [], [result]
+    if isinstance(result, Command):
+        return command_writes(topology, result, task.name)
+    if isinstance(result, (list, tuple)) and result and any(isinstance(r, Command) for r in result):
+        writes: list[tuple[str, Any]] = []
+        gotos: list[Send | str] = []
+        for item in result:
+            if isinstance(item, Command):
+                w, g = command_writes(topology, item, task.name)
+                writes.extend(w)
+                gotos.extend(g)
+            else:
+                writes.extend(updates_of(item, list(topology.fields)))
+        return writes, gotos
+    return updates_of(result, list(topology.fields)), []
 
-    topology: Topology
-    channels: dict[str, BaseChannel]
 
-    def _result_writes(self, task: Task, result: Any) -> tuple[list[tuple[str, Any]], list[Send | str]]:
-        if isinstance(result, Send):  # LangGraph takes a returned Send as a goto
-            return [], [result]
-        if isinstance(result, Command):
-            return self._command_writes(result, task.name)
-        if isinstance(result, (list, tuple)) and result and any(isinstance(r, Command) for r in result):
-            writes: list[tuple[str, Any]] = []
-            gotos: list[Send | str] = []
-            for item in result:
-                if isinstance(item, Command):
-                    w, g = self._command_writes(item, task.name)
-                    writes.extend(w)
-                    gotos.extend(g)
-                else:
-                    writes.extend(updates_of(item, list(self.topology.fields)))
-            return writes, gotos
-        return updates_of(result, list(self.topology.fields)), []
+def command_writes(topology: Topology, command: Command, source: str) -> tuple[list[tuple[str, Any]], list[Send | str]]:
+    """Return the state writes and gotos of a ``Command`` returned by ``source`` (or given as input).
 
-    def _command_writes(self, command: Command, source: str) -> tuple[list[tuple[str, Any]], list[Send | str]]:
-        fields = self.topology.fields
-        if command.graph == Command.PARENT:
+    Raises:
+        InvalidUpdateError: ``Command(graph=Command.PARENT)``, which is not supported.
+    """
+    if command.graph == Command.PARENT:
+        raise InvalidUpdateError(
+            f"Node '{source}' returned Command(graph=Command.PARENT), which otelstream does not support yet",
+            code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+        )
+    fields = topology.fields
+    writes = [(k, v) for k, v in command.update_items() if k in fields]
+    return writes, command.goto_targets()
+
+
+def goto_writes(topology: Topology, source: str, gotos: list[Send | str]) -> list[tuple[str, Any]]:
+    """Return the trigger writes of ``source``'s gotos (node names or ``Send`` packets)."""
+    return [write for target in gotos for write in _destination_write(topology, source, target)]
+
+
+def edge_writes(topology: Topology, source: str) -> list[tuple[str, Any]]:
+    """Return the writes of ``source``'s plain edges and joins (written after its own, as in LangGraph)."""
+    out: list[tuple[str, Any]] = []
+    for end in topology.edges.get(source, ()):
+        out.append((branch_channel(end), None))
+    for channel in topology.joins.get(source, ()):
+        out.append((channel, source))
+    return out
+
+
+def branch_inputs(
+    topology: Topology, channels: dict[str, BaseChannel], source: str, writes: list[tuple[str, Any]], output: Any
+) -> list[tuple[BranchSpec, Any]]:
+    """Return each conditional edge after ``source`` with the state its routing function is called with."""
+    inputs = []
+    for branch in topology.branches.get(source, {}).values():
+        state = _local_state(topology, channels, writes, branch.input_schema)
+        if branch.input_schema is None and isinstance(state, dict) and isinstance(output, dict):
+            # LangGraph passes the node's other returned keys through to the branch
+            state = {**output, **state}
+        inputs.append((branch, state))
+    return inputs
+
+
+def branch_writes(topology: Topology, source: str, branch: BranchSpec, result: Any) -> list[tuple[str, Any]]:
+    """Return the trigger writes of the destinations a routing function chose.
+
+    Raises:
+        InvalidUpdateError: a destination is unknown, or a ``Send`` to END.
+    """
+    out: list[tuple[str, Any]] = []
+    for destination in _map_branch_result(branch, result):
+        out.extend(_destination_write(topology, source, destination))
+    return out
+
+
+def _destination_write(topology: Topology, source: str, target: Send | str) -> list[tuple[str, Any]]:
+    if isinstance(target, Send):
+        if target.node == END:
             raise InvalidUpdateError(
-                f"Node '{source}' returned Command(graph=Command.PARENT), which otelstream does not support yet",
-                code=ErrorCode.INVALID_GRAPH_NODE_RETURN_VALUE,
+                f"Cannot send a packet to the END node (from '{source}')", code=ErrorCode.INVALID_SEND
             )
-        writes = [(k, v) for k, v in command.update_items() if k in fields]
-        return writes, command.goto_targets()
-
-    def _goto_writes(self, source: str, gotos: list[Send | str]) -> list[tuple[str, Any]]:
-        return [write for target in gotos for write in self._destination_write(source, target)]
-
-    def _edge_writes(self, source: str) -> list[tuple[str, Any]]:
-        # plain edges and joins, written after the node's own writes as in LangGraph
-        out: list[tuple[str, Any]] = []
-        for end in self.topology.edges.get(source, ()):
-            out.append((branch_channel(end), None))
-        for channel in self.topology.joins.get(source, ()):
-            out.append((channel, source))
-        return out
-
-    def _branch_inputs(self, source: str, writes: list[tuple[str, Any]], output: Any) -> list[tuple[BranchSpec, Any]]:
-        # what each conditional edge after ``source`` is called with
-        inputs = []
-        for branch in self.topology.branches.get(source, {}).values():
-            state = self._local_state(writes, branch.input_schema)
-            if branch.input_schema is None and isinstance(state, dict) and isinstance(output, dict):
-                # LangGraph passes the node's other returned keys through to the branch
-                state = {**output, **state}
-            inputs.append((branch, state))
-        return inputs
-
-    def _branch_writes(self, source: str, branch: BranchSpec, result: Any) -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
-        for destination in _map_branch_result(branch, result):
-            out.extend(self._destination_write(source, destination))
-        return out
-
-    def _destination_write(self, source: str, target: Send | str) -> list[tuple[str, Any]]:
-        if isinstance(target, Send):
-            if target.node == END:
-                raise InvalidUpdateError(
-                    f"Cannot send a packet to the END node (from '{source}')", code=ErrorCode.INVALID_SEND
-                )
-            if target.node not in self.topology.nodes:
-                raise InvalidUpdateError(
-                    f"Send from '{source}' targets unknown node '{target.node}'",
-                    code=ErrorCode.INVALID_SEND,
-                )
-            return [(TASKS, target)]
-        if not isinstance(target, str):
+        if target.node not in topology.nodes:
             raise InvalidUpdateError(
-                f"Node '{source}' chose {target!r} as next node: expected a node name or Send",
+                f"Send from '{source}' targets unknown node '{target.node}'",
                 code=ErrorCode.INVALID_SEND,
             )
-        if target == END:
-            return []
-        if target not in self.topology.nodes:
-            raise InvalidUpdateError(f"Node '{source}' routed to unknown node '{target}'", code=ErrorCode.INVALID_SEND)
-        return [(branch_channel(target), None)]
+        return [(TASKS, target)]
+    if not isinstance(target, str):
+        raise InvalidUpdateError(
+            f"Node '{source}' chose {target!r} as next node: expected a node name or Send",
+            code=ErrorCode.INVALID_SEND,
+        )
+    if target == END:
+        return []
+    if target not in topology.nodes:
+        raise InvalidUpdateError(f"Node '{source}' routed to unknown node '{target}'", code=ErrorCode.INVALID_SEND)
+    return [(branch_channel(target), None)]
 
-    def _local_state(self, writes: list[tuple[str, Any]], schema: Any = None) -> Any:
-        # a branch sees the state with its own node's writes applied, not its siblings'
-        by_key: dict[str, list[Any]] = {}
-        for key, value in writes:
-            by_key.setdefault(key, []).append(value)
-        channels = dict(self.channels)
-        for key, values in by_key.items():
-            channel = self.channels[key].copy()
-            channel.update(values)
-            channels[key] = channel
-        return self.topology.read_state(channels, schema)
+
+def _local_state(
+    topology: Topology, channels: dict[str, BaseChannel], writes: list[tuple[str, Any]], schema: Any = None
+) -> Any:
+    # a branch sees the state with its own node's writes applied, not its siblings'
+    by_key: dict[str, list[Any]] = {}
+    for key, value in writes:
+        by_key.setdefault(key, []).append(value)
+    local = dict(channels)
+    for key, values in by_key.items():
+        channel = channels[key].copy()
+        channel.update(values)
+        local[key] = channel
+    return topology.read_state(local, schema)
 
 
 def updates_of(value: Any, keys: list[str]) -> list[tuple[str, Any]]:
