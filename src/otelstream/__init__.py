@@ -16,7 +16,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from otelstream import integrations as _integrations  # noqa: F401 - lets LangChain see node configs
-from otelstream import stream as _stream  # noqa: F401 - installs the OTel-backed driver
 from otelstream._config import ExportOptions, configure, force_flush, shutdown
 from otelstream._replay import (
     Gap,
@@ -30,9 +29,10 @@ from otelstream._replay import (
     replay_thread,
     runs,
 )
+from otelstream._version import __version__
 from otelstream.checkpoint import BaseCheckpointSaver, InMemorySaver, SqliteSaver
 from otelstream.consumer.output import InvalidStreamArgumentError
-from otelstream.engine.compiled import CompiledStateGraph
+from otelstream.engine.compiled import CompiledStateGraph, set_stream_driver
 from otelstream.engine.graph import StateGraph
 from otelstream.engine.interrupts import interrupt
 from otelstream.engine.persistence import PregelTask, StateSnapshot
@@ -60,9 +60,11 @@ from otelstream.errors import (
     OtelstreamError,
 )
 from otelstream.llm import LLMStream, llm_call, stream_llm
+from otelstream.stream import Driver
 from otelstream.telemetry.redact import Redactor
 
-__version__ = "0.1.0"
+# the engine runs graphs through the driver installed here: the OpenTelemetry pipeline
+set_stream_driver(Driver())
 
 __all__ = [
     "END",

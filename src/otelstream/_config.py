@@ -29,6 +29,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from otelstream._version import __version__
 from otelstream.consumer.output import InvalidStreamArgumentError
 from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter
 from otelstream.consumer.span_events import install_span_event_hook
@@ -55,12 +56,6 @@ ENV_PAYLOADS = "OTELSTREAM_PAYLOADS"
 ENV_MAX_PAYLOAD_BYTES = "OTELSTREAM_MAX_PAYLOAD_BYTES"
 """Cap on the JSON payload written into telemetry (default 65536); the stream is never capped."""
 _DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
-
-
-def _version() -> str:
-    from otelstream import __version__
-
-    return __version__
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -196,9 +191,9 @@ def current_pipeline() -> Pipeline:
             logger_provider.add_log_record_processor(_processor)
             _attached.add(logger_provider)
         pipeline = Pipeline(
-            tracer=tracer_provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, _version()),
-            export_logger=logger_provider.get_logger(semconv.INSTRUMENTATION_SCOPE, _version()),
-            stream_logger=_stream_only_provider().get_logger(semconv.INSTRUMENTATION_SCOPE, _version()),
+            tracer=tracer_provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__),
+            export_logger=logger_provider.get_logger(semconv.INSTRUMENTATION_SCOPE, __version__),
+            stream_logger=_stream_only_provider().get_logger(semconv.INSTRUMENTATION_SCOPE, __version__),
             max_payload_bytes=_settings.max_payload_bytes,
             span_event_modes=_settings.span_event_modes,
             metrics=_run_metrics(),
@@ -261,9 +256,9 @@ def _run_metrics() -> RunMetrics:
             _private["meter_provider"] = provider
     # the global proxy meter follows a MeterProvider the application sets later
     meter = (
-        provider.get_meter(semconv.INSTRUMENTATION_SCOPE, _version())
+        provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__)
         if provider
-        else metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, _version())
+        else metrics.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__)
     )
     run_metrics = RunMetrics(meter, per_run=_settings.per_run_metrics)
     DROPS.use_meter(meter)

@@ -25,10 +25,11 @@ from opentelemetry import context as otel_context
 from otelstream._config import current_pipeline, router
 from otelstream.consumer.channel import Chunk, RunChannel
 from otelstream.consumer.output import InvalidStreamArgumentError, make_formatter, normalize_modes
-from otelstream.engine.compiled import CompiledStateGraph, set_stream_driver
+from otelstream.engine.compiled import CompiledStateGraph
+from otelstream.engine.drive import adrive, drive
 from otelstream.engine.events import Outcome, RunInfo
 from otelstream.engine.loop import DEFAULT_RECURSION_LIMIT, RunLoop
-from otelstream.engine.runner import AsyncWaker, SyncStepRunner, ThreadWaker, arun_step
+from otelstream.engine.runner import AsyncWaker, SyncStepRunner, ThreadWaker
 from otelstream.engine.runtime import TaskContext, current_task_context
 from otelstream.engine.schema import coerce_to_schema, is_model_schema
 from otelstream.errors import GraphInterrupt
@@ -267,13 +268,7 @@ class Driver:
         try:
             try:
                 loop.start(input)
-                while loop.tick():
-                    for chunk in channel.drain():
-                        yield formatter(chunk)
-                    for _ in runner.run_step(loop, waker, live=state.live):
-                        for chunk in channel.drain():
-                            yield formatter(chunk)
-                    loop.after_tick()
+                for _ in drive(loop, runner, waker, live=state.live):
                     for chunk in channel.drain():
                         yield formatter(chunk)
             except GeneratorExit:
@@ -324,13 +319,7 @@ class Driver:
         try:
             try:
                 loop.start(input)
-                while loop.tick():
-                    for chunk in channel.drain():
-                        yield formatter(chunk)
-                    async for _ in arun_step(loop, waker):
-                        for chunk in channel.drain():
-                            yield formatter(chunk)
-                    loop.after_tick()
+                async for _ in adrive(loop, waker):
                     for chunk in channel.drain():
                         yield formatter(chunk)
             except (GeneratorExit, asyncio.CancelledError):
@@ -357,10 +346,8 @@ class Driver:
         state.observer.run_started(state.run)
         try:
             loop.start(input)
-            while loop.tick():
-                for _ in runner.run_step(loop, None, live=False):
-                    pass
-                loop.after_tick()
+            for _ in drive(loop, runner, None, live=False):
+                pass
             outcome = _ended(state)
         except BaseException as exc:
             state.close(_outcome_of(exc), exc)
@@ -377,10 +364,8 @@ class Driver:
         state.observer.run_started(state.run)
         try:
             loop.start(input)
-            while loop.tick():
-                async for _ in arun_step(loop, None):
-                    pass
-                loop.after_tick()
+            async for _ in adrive(loop, None):
+                pass
             outcome = _ended(state)
         except BaseException as exc:
             state.close(_outcome_of(exc), exc)
@@ -394,6 +379,3 @@ def _values_coercer(graph: CompiledStateGraph) -> Any:
     if not is_model_schema(schema):
         return None
     return lambda data: coerce_to_schema(schema, data) if isinstance(data, dict) else data
-
-
-set_stream_driver(Driver())
