@@ -150,7 +150,7 @@ def test_payloads_are_encoded_only_when_something_exports(monkeypatch: pytest.Mo
     from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 
     import otelstream
-    from otelstream.telemetry import codec, emit
+    from otelstream.telemetry import codec, pipeline
 
     encoded: list[Any] = []
 
@@ -158,7 +158,7 @@ def test_payloads_are_encoded_only_when_something_exports(monkeypatch: pytest.Mo
         encoded.append(value)
         return codec.encode(value, redactor)
 
-    monkeypatch.setattr(emit, "encode", counting)
+    monkeypatch.setattr(pipeline, "encode", counting)
 
     def node(state: _LogState) -> dict[str, Any]:
         otelstream.get_stream_writer()({"progress": 1})

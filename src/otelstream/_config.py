@@ -35,7 +35,6 @@ from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter
 from otelstream.consumer.span_events import install_span_event_hook
 from otelstream.engine.types import STREAM_MODES
 from otelstream.telemetry import semconv
-from otelstream.telemetry.emit import Pipeline
 from otelstream.telemetry.export import DROPS, BackpressureLogRecordProcessor
 from otelstream.telemetry.file_exporter import (
     OTLPJsonFile,
@@ -43,6 +42,7 @@ from otelstream.telemetry.file_exporter import (
     OTLPJsonFileSpanExporter,
 )
 from otelstream.telemetry.metrics import RunMetrics
+from otelstream.telemetry.pipeline import Pipeline
 from otelstream.telemetry.redact import Redactor
 
 __all__ = ["ExportOptions", "configure", "current_pipeline", "router", "shutdown"]

@@ -42,9 +42,9 @@ from typing import Any, ParamSpec, TypeVar
 from otelstream._config import current_pipeline
 from otelstream.engine.runtime import current_task_context
 from otelstream.telemetry._safe import handle_internal_errors
-from otelstream.telemetry.emit import TelemetryObserver
 from otelstream.telemetry.llm import LLMCall
 from otelstream.telemetry.messages import AIMessageChunk, is_message, llm_metadata
+from otelstream.telemetry.observer import streams_of
 
 __all__ = ["LLMStream", "llm_call", "stream_llm"]
 
@@ -94,18 +94,20 @@ class LLMStream:
         if self._call is None:
             ctx = current_task_context()
             with handle_internal_errors("starting an LLM span"):
-                if ctx is not None:
-                    observer: TelemetryObserver = ctx.observer  # type: ignore[assignment]  # always ours
-                    pipeline = observer.pipeline
-                    targets = observer.targets_for(ctx.run.namespace, "messages")
+                streams = streams_of(ctx)
+                if ctx is not None and streams is not None:
+                    pipeline = streams.pipeline
+                    targets = streams.targets_for(ctx.run.namespace, "messages")
                     metadata = llm_metadata(ctx.task, provider=self.provider, model=self.model, integration=INTEGRATION)
                 else:
                     pipeline, targets, metadata = current_pipeline(), [], {}
                 self._call = LLMCall(
                     pipeline,
-                    ctx,
                     model=self.model,
                     provider=self.provider,
+                    run=ctx.run if ctx is not None else None,
+                    task=ctx.task if ctx is not None else None,
+                    streams=streams,
                     targets=targets,
                     metadata=metadata,
                     input_messages=self._input,

@@ -33,7 +33,8 @@ from otelstream.engine.runner import AsyncWaker, SyncStepRunner, ThreadWaker
 from otelstream.engine.runtime import TaskContext, current_task_context
 from otelstream.engine.schema import coerce_to_schema, is_model_schema
 from otelstream.errors import GraphInterrupt
-from otelstream.telemetry.emit import StreamTarget, TelemetryObserver
+from otelstream.telemetry.observer import TelemetryObserver
+from otelstream.telemetry.pipeline import StreamTarget
 
 __all__ = ["Driver"]
 
@@ -131,7 +132,7 @@ class _Run:
         run_id = str(given) if given is not None else str(uuid.uuid4())
         if parent is None:
             namespace: tuple[str, ...] = ()
-            observer = TelemetryObserver(current_pipeline(), [], otel_context.get_current())
+            observer = TelemetryObserver.for_root(current_pipeline(), otel_context.get_current())
         else:
             namespace = _child_namespace(parent)
             observer = parent.observer.with_target(None)  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ import wrapt
 from otelstream.consumer.processor import MISSING, StreamRouter, route
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
-from otelstream.telemetry.emit import NO_PAYLOAD, take_span_event_payload
+from otelstream.telemetry.pipeline import NO_PAYLOAD, take_span_event_payload
 
 __all__ = ["install_span_event_hook"]
 

@@ -16,18 +16,18 @@ from otelstream.engine.events import RunInfo, Task
 from otelstream.telemetry.hooks import register_task_hook
 
 if TYPE_CHECKING:
-    from otelstream.telemetry.emit import TelemetryObserver
+    from otelstream.telemetry.pipeline import Streams
 
 __all__: list[str] = []
 
 
-def _langchain_scope(task: Task, run: RunInfo, observer: TelemetryObserver) -> AbstractContextManager[None] | None:
+def _langchain_scope(task: Task, run: RunInfo, streams: Streams) -> AbstractContextManager[None] | None:
     # no LangChain object can exist before langchain_core is imported: nothing to do
     if "langchain_core" not in sys.modules:
         return None
     from otelstream.integrations import langchain
 
-    return langchain.task_scope(task, run, observer)
+    return langchain.task_scope(task, run, streams)
 
 
 register_task_hook(_langchain_scope)

@@ -30,11 +30,10 @@ from langchain_core.runnables.config import var_child_runnable_config
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
 
 from otelstream.engine.events import RunInfo, Task
-from otelstream.engine.runtime import TaskContext
 from otelstream.telemetry._safe import handle_internal_errors
-from otelstream.telemetry.emit import TelemetryObserver
 from otelstream.telemetry.llm import LLMCall, ToolCall, capture_content
 from otelstream.telemetry.messages import node_metadata, user_tags
+from otelstream.telemetry.pipeline import Streams
 
 __all__ = ["OtelstreamCallbackHandler", "task_scope"]
 
@@ -93,11 +92,12 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
 
     run_inline = True
 
-    def __init__(self, observer: TelemetryObserver, run: RunInfo, task: Task) -> None:
-        """Record into ``observer`` for ``task`` of ``run``."""
+    def __init__(self, streams: Streams, run: RunInfo, task: Task) -> None:
+        """Record into ``streams`` for ``task`` of ``run``."""
         super().__init__()
-        self._observer = observer
-        self._ctx = TaskContext(task, run, observer, _no_write)
+        self._streams = streams
+        self._run = run
+        self._task = task
         self._calls: dict[UUID, LLMCall] = {}
         self._tools: dict[UUID, ToolCall] = {}
 
@@ -126,21 +126,23 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
     ) -> Any:
         """Start the call's span; pick the consumers its tokens go to."""
         with handle_internal_errors("starting a LangChain chat model span"):
-            meta = _with_checkpoint_ns(dict(metadata or {}), self._ctx.task)
+            meta = _with_checkpoint_ns(dict(metadata or {}), self._task)
             targets = []
             if not tags or _NOSTREAM not in tags:
-                targets = self._observer.targets_for(self._ctx.run.namespace, "messages")
+                targets = self._streams.targets_for(self._run.namespace, "messages")
                 if (filtered := user_tags(tags)) is not None:
                     meta["tags"] = filtered
             parent = self._tools.get(parent_run_id) if parent_run_id is not None else None
             self._calls[run_id] = LLMCall(
-                self._observer.pipeline,
-                self._ctx,
+                self._streams.pipeline,
+                run=self._run,
+                task=self._task,
+                streams=self._streams,
                 model=_model_name(serialized, meta, kwargs),
                 provider=str(meta.get("ls_provider") or "langchain"),
                 targets=targets,
                 metadata=meta,
-                input_messages=_as_parts(messages) if capture_content(self._observer.pipeline) else None,
+                input_messages=_as_parts(messages) if capture_content(self._streams.pipeline) else None,
                 parent=parent.handle if parent is not None else None,
             )
 
@@ -181,7 +183,7 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
                 output_tokens=usage.get("output_tokens"),
                 response_model=model if isinstance(model, str) else None,
                 response_id=response_id if isinstance(response_id, str) else None,
-                output_text=message.text if capture_content(self._observer.pipeline) else None,
+                output_text=message.text if capture_content(self._streams.pipeline) else None,
             )
 
     def on_llm_error(
@@ -212,7 +214,7 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
             name = (serialized or {}).get("name") or kwargs.get("name") or "tool"
             call_id = kwargs.get("tool_call_id")
             self._tools[run_id] = ToolCall(
-                self._observer.pipeline,
+                self._streams.pipeline,
                 str(name),
                 call_id=call_id if isinstance(call_id, str) else None,
                 description=(serialized or {}).get("description"),
@@ -264,15 +266,15 @@ def _config_scope(config: dict[str, Any]) -> Iterator[None]:
         var_child_runnable_config.reset(token)
 
 
-def task_scope(task: Task, run: RunInfo, observer: TelemetryObserver) -> contextlib.AbstractContextManager[None]:
+def task_scope(task: Task, run: RunInfo, streams: Streams) -> contextlib.AbstractContextManager[None]:
     """Return the scope that shows ``task``'s config, with otelstream's handler, to LangChain.
 
     The handler streams (so ``invoke()`` yields tokens) when any consumer of the run tree
     streams ``messages``, as LangGraph's handler does, even if this graph's tokens are not
     wanted: message ids then follow LangGraph's (``lc_run--<uuid>``, not ``...-0``).
     """
-    streaming = any("messages" in t.modes for t in observer.targets)
-    handler = (_StreamingHandler if streaming else OtelstreamCallbackHandler)(observer, run, task)
+    streaming = any("messages" in t.modes for t in streams.targets)
+    handler = (_StreamingHandler if streaming else OtelstreamCallbackHandler)(streams, run, task)
     task_config = task.config
     metadata = node_metadata(task)
     tags = list(task_config.get("tags") or ())

@@ -1,7 +1,7 @@
 """Code that integrations run around every node: e.g. making LangChain see the task's config.
 
 The telemetry layer cannot import integrations (dependencies point the other way), so an
-integration registers a :data:`TaskHook` here and :meth:`TelemetryObserver.task_scope`
+integration registers a :data:`TaskHook` here and :meth:`~otelstream.telemetry.observer.TelemetryObserver.task_scope`
 enters what each hook returns while the node's code runs.
 """
 
@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 from otelstream.engine.events import RunInfo, Task
 
 if TYPE_CHECKING:
-    from otelstream.telemetry.emit import TelemetryObserver
+    from otelstream.telemetry.pipeline import Streams
 
 __all__ = ["TaskHook", "register_task_hook", "task_hooks", "unregister_task_hook"]
 
-TaskHook = Callable[[Task, RunInfo, "TelemetryObserver"], "AbstractContextManager[None] | None"]
+TaskHook = Callable[[Task, RunInfo, "Streams"], "AbstractContextManager[None] | None"]
 """Called on the node's thread before it runs; returns a context manager to enter, or None."""
 
 # a tuple, replaced whole: readers on node threads never see a list being changed

@@ -19,21 +19,17 @@ import os
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
-from otelstream.engine.events import Outcome
-from otelstream.engine.runtime import TaskContext
+from otelstream.engine.events import Outcome, RunInfo, Task
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
-from otelstream.telemetry.emit import Pipeline, SpanHandle, StreamTarget, end_span, span_handle
 from otelstream.telemetry.messages import emit_message
-
-if TYPE_CHECKING:
-    from otelstream.telemetry.emit import TelemetryObserver
+from otelstream.telemetry.pipeline import Pipeline, SpanHandle, Streams, StreamTarget, start_span
 
 __all__ = ["LLMCall", "ToolCall", "capture_content", "stop_calls"]
 
@@ -87,22 +83,26 @@ class LLMCall:
         "_metric_attrs",
         "_root",
         "_started",
-        "ctx",
         "handle",
         "metadata",
         "model",
         "pipeline",
         "provider",
+        "run",
+        "streams",
         "targets",
+        "task",
     )
 
     def __init__(
         self,
         pipeline: Pipeline,
-        ctx: TaskContext | None,
         *,
         model: str,
         provider: str,
+        run: RunInfo | None = None,
+        task: Task | None = None,
+        streams: Streams | None = None,
         targets: Sequence[StreamTarget] = (),
         metadata: dict[str, Any] | None = None,
         input_messages: Any = None,
@@ -113,9 +113,12 @@ class LLMCall:
 
         Args:
             pipeline: Where telemetry goes.
-            ctx: The task the call runs in, if any: its stream gets the chunks.
             model: The requested model name.
             provider: The ``gen_ai.provider.name`` (``openai``, ...).
+            run: The run the call is made in, if any.
+            task: The task the call is made in, if any: its stream gets the chunks.
+            streams: The streams of the run tree of ``task``: they get the chunks, and end
+                the call if their consumer stops reading.
             targets: The consumers that get this call's chunks in ``messages`` mode.
             metadata: The chunks' metadata (the second item of each ``messages`` tuple).
             input_messages: The prompt, recorded only if content capture is on.
@@ -123,9 +126,11 @@ class LLMCall:
             attributes: More span attributes (request parameters).
         """
         self.pipeline = pipeline
-        self.ctx = ctx
+        self.run = run
+        self.task = task
         self.model = model
         self.provider = provider
+        self.streams = streams
         self.targets = list(targets)
         self.metadata = metadata or {}
         self._metadata_json: str | None = None
@@ -141,22 +146,24 @@ class LLMCall:
             semconv.GEN_AI_REQUEST_MODEL: model,
         }
         span_attrs: dict[str, Any] = {**self._metric_attrs, semconv.GEN_AI_REQUEST_STREAM: True}
-        if ctx is not None:
-            span_attrs[semconv.NODE] = ctx.task.name
-            span_attrs[semconv.TASK_ID] = ctx.task.id
+        if task is not None:
+            span_attrs[semconv.NODE] = task.name
+            span_attrs[semconv.TASK_ID] = task.id
         if attributes:
             span_attrs.update(attributes)
         if input_messages is not None and capture_content(pipeline):
             span_attrs[semconv.GEN_AI_INPUT_MESSAGES] = _json(input_messages)
         parent_context = parent.context if parent is not None else otel_context.get_current()
-        span = pipeline.tracer.start_span(
-            f"{semconv.OPERATION_CHAT} {model}", context=parent_context, kind=SpanKind.CLIENT, attributes=span_attrs
+        self.handle = start_span(
+            pipeline.tracer,
+            f"{semconv.OPERATION_CHAT} {model}",
+            parent_context,
+            kind=SpanKind.CLIENT,
+            attributes=span_attrs,
         )
-        self.handle = span_handle(span, parent_context)
         self._root: str | None = None
-        if ctx is not None:
-            observer: TelemetryObserver = ctx.observer  # type: ignore[assignment]  # always ours
-            self._root = observer.root_run_id or ctx.run.run_id
+        if run is not None and streams is not None:
+            self._root = streams.root_run_id or run.run_id
             with _OPEN_LOCK:
                 _OPEN.setdefault(self._root, set()).add(self)
 
@@ -193,17 +200,16 @@ class LLMCall:
             self._emit(message, dedupe=True)
 
     def _emit(self, message: Any, *, dedupe: bool) -> None:
-        ctx = self.ctx
-        if ctx is None or not self.targets:
+        run, task, streams = self.run, self.task, self.streams
+        if run is None or task is None or streams is None or not self.targets:
             return
-        observer: TelemetryObserver = ctx.observer  # type: ignore[assignment]  # always ours
         if self._metadata_json is None and self.pipeline.encode_payloads:
             # the same for every token of the call: encoded once (the per-token cost halves)
             self._metadata_json = encode(self.metadata, self.pipeline.redactor)
         emit_message(
-            observer,
-            ctx.run,
-            ctx.task,
+            streams,
+            run,
+            task,
             self.targets,
             message,
             self.metadata,
@@ -267,7 +273,7 @@ class LLMCall:
             if output_text is not None and capture_content(self.pipeline):
                 output = [{"role": "assistant", "parts": [{"type": "text", "content": output_text}]}]
                 span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, _json(output))
-            end_span(self.handle.span, final, error)
+            self.handle.end(final, error)
             metrics = self.pipeline.metrics
             if metrics is None:
                 return
@@ -317,10 +323,9 @@ class ToolCall:
         if arguments is not None and capture_content(pipeline):
             attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = _json(arguments)
         parent_context = parent.context if parent is not None else otel_context.get_current()
-        span = pipeline.tracer.start_span(
-            f"{semconv.OPERATION_EXECUTE_TOOL} {name}", context=parent_context, kind=SpanKind.INTERNAL, attributes=attrs
+        self.handle = start_span(
+            pipeline.tracer, f"{semconv.OPERATION_EXECUTE_TOOL} {name}", parent_context, attributes=attrs
         )
-        self.handle = span_handle(span, parent_context)
 
     def end(self, *, error: BaseException | None = None, result: Any = None) -> None:
         """End the span (once); ``error`` marks it failed."""
@@ -332,7 +337,7 @@ class ToolCall:
             if result is not None and capture_content(self.pipeline):
                 self.handle.span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, _json(result))
             outcome: Outcome = "failed" if error is not None else "completed"
-            end_span(self.handle.span, outcome, error)
+            self.handle.end(outcome, error)
             metrics = self.pipeline.metrics
             if metrics is not None:
                 attrs: dict[str, Any] = {

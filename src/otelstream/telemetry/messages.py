@@ -22,12 +22,12 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from otelstream.engine.events import RunInfo, StreamEvent, Task
+from otelstream.engine.events import RunInfo, Task
 from otelstream.engine.types import Command
 from otelstream.telemetry.codec import encode, encode_tuple
 
 if TYPE_CHECKING:
-    from otelstream.telemetry.emit import StreamTarget, TelemetryObserver, _Handle
+    from otelstream.telemetry.pipeline import SpanHandle, Streams, StreamTarget
 
 __all__ = [
     "AIMessageChunk",
@@ -161,7 +161,7 @@ def llm_metadata(task: Task, *, provider: str, model: str, integration: str) -> 
 
 
 def emit_message(
-    observer: TelemetryObserver,
+    streams: Streams,
     run: RunInfo,
     task: Task,
     targets: Sequence[StreamTarget],
@@ -169,7 +169,7 @@ def emit_message(
     metadata: dict[str, Any],
     *,
     dedupe: bool,
-    handle: _Handle | None = None,
+    handle: SpanHandle | None = None,
     metadata_json: str | None = None,
 ) -> None:
     """Emit ``(message, metadata)`` to each of ``targets`` that has not seen its id (if ``dedupe``).
@@ -185,17 +185,27 @@ def emit_message(
         return
     for target in fresh:
         target.seen_messages.add(message_id)
-    event = StreamEvent(run.namespace, "messages", (message, metadata), task.name)
     payload_json = None
-    pipeline = observer.pipeline
+    pipeline = streams.pipeline
     if metadata_json is not None and pipeline.encode_payloads:
         payload_json = encode_tuple([encode(message, pipeline.redactor), metadata_json])
-    observer.emit(event, run, task, fresh, handle=handle, payload_json=payload_json)
+    if handle is None:
+        handle = task.handle if task.handle is not None else run.handle
+    streams.emit(
+        run.namespace,
+        "messages",
+        (message, metadata),
+        graph=run.graph_name,
+        node=task.name,
+        handle=handle,
+        targets=fresh,
+        payload_json=payload_json,
+    )
 
 
-def emit_node_output(observer: TelemetryObserver, run: RunInfo, task: Task, result: Any) -> None:
+def emit_node_output(streams: Streams, run: RunInfo, task: Task, result: Any) -> None:
     """Emit the messages ``task``'s node returned, before its ``updates`` chunk."""
-    targets = observer.targets_for(run.namespace, "messages")
+    targets = streams.targets_for(run.namespace, "messages")
     if not targets:
         return
     messages = node_output_messages(result)
@@ -203,4 +213,4 @@ def emit_node_output(observer: TelemetryObserver, run: RunInfo, task: Task, resu
         return
     metadata = node_metadata(task)
     for message in messages:
-        emit_message(observer, run, task, targets, message, metadata, dedupe=True)
+        emit_message(streams, run, task, targets, message, metadata, dedupe=True)
