@@ -10,6 +10,7 @@ fi
 .venv/bin/ruff format --check .
 .venv/bin/ruff check .
 .venv/bin/mypy
+.venv/bin/lint-imports --no-cache
 scripts/e2e-setup.sh
 scripts/system-deps.sh
 .venv/bin/pytest "$@"

@@ -132,7 +132,7 @@ _PREBUILT = frozenset(("MessagesState", "ToolNode", "add_messages", "tools_condi
 
 def __getattr__(name: str) -> object:
     if name in _PREBUILT:
-        from otelstream import prebuilt
+        from otelstream import prebuilt  # noqa: PLC0415 - needs LangChain, an optional extra
 
         return getattr(prebuilt, name)
     raise AttributeError(f"module 'otelstream' has no attribute {name!r}")

@@ -17,6 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import otelstream
+from otelstream.telemetry.codec import encode
+
 if TYPE_CHECKING:
     from otelstream._replay import Replay
 
@@ -86,8 +89,6 @@ def _summarise_file(path: Path) -> tuple[int, int, set[str]]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    import otelstream
-
     endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     output = Path(args.output)
     if endpoint:
@@ -126,9 +127,6 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    import otelstream
-    from otelstream.telemetry.codec import encode
-
     options: dict[str, Any] = {"stream_mode": args.stream_mode, "subgraphs": args.subgraphs, "project": args.project}
     try:
         if args.thread is not None:
@@ -164,8 +162,6 @@ def _report(replayed: Replay) -> bool:
 
 
 def _runs(args: argparse.Namespace) -> int:
-    import otelstream
-
     try:
         found = otelstream.runs(args.source, thread_id=args.thread, project=args.project)
     except otelstream.ReplaySourceError as exc:

@@ -56,8 +56,8 @@ INTEGRATION = "otelstream"
 
 def _langchain_classes() -> tuple[Any, Any] | None:
     try:
-        from langchain_core.messages import AIMessage
-        from langchain_core.messages import AIMessageChunk as LCChunk
+        from langchain_core.messages import AIMessage  # noqa: PLC0415 - LangChain is an optional extra
+        from langchain_core.messages import AIMessageChunk as LCChunk  # noqa: PLC0415 - optional too
     except ImportError:
         return None
     return LCChunk, AIMessage

@@ -5,6 +5,7 @@ Sources: the SDK's in-memory exporters, OTLP-JSON files, and a running Arize Pho
 
 from __future__ import annotations
 
+import datetime
 import json
 import os
 import urllib.error
@@ -277,8 +278,6 @@ def _load_phoenix_span(span: Any, telemetry: Telemetry) -> None:
 
 
 def _iso_nanos(value: Any) -> int:
-    import datetime
-
     if not isinstance(value, str):
         return 0
     try:

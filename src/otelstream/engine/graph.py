@@ -10,16 +10,14 @@ import inspect
 import logging
 import typing
 from collections.abc import Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, get_type_hints
+from typing import Any, Generic, TypeVar, get_type_hints
 
+from otelstream.checkpoint.base import BaseCheckpointSaver
+from otelstream.engine.compiled import CompiledStateGraph
 from otelstream.engine.schema import SchemaField, schema_fields
 from otelstream.engine.topology import BranchSpec, NodeSpec
 from otelstream.engine.types import END, START, RetryPolicy
 from otelstream.errors import ErrorCode, InvalidGraphError
-
-if TYPE_CHECKING:
-    from otelstream.checkpoint.base import BaseCheckpointSaver
-    from otelstream.engine.compiled import CompiledStateGraph
 
 __all__ = ["BranchSpec", "NodeSpec", "StateGraph"]
 
@@ -219,8 +217,6 @@ class StateGraph(Generic[StateT]):
                     f"'{character}' is a reserved character and is not allowed in the node names (node `{node}`).",
                     code=ErrorCode.INVALID_NODE,
                 )
-        from otelstream.engine.compiled import CompiledStateGraph
-
         is_subgraph = isinstance(action, CompiledStateGraph)
         if not is_subgraph and not callable(action):
             raise InvalidGraphError(
@@ -427,9 +423,6 @@ class StateGraph(Generic[StateT]):
             InvalidGraphError: the graph is invalid (see :meth:`validate`), a breakpoint
                 names an unknown node, or ``checkpointer`` is not a checkpointer.
         """
-        from otelstream.checkpoint.base import BaseCheckpointSaver
-        from otelstream.engine.compiled import CompiledStateGraph
-
         self.validate()
         if checkpointer is not None and not isinstance(checkpointer, BaseCheckpointSaver):
             raise InvalidGraphError(

@@ -9,6 +9,8 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol
 
+from otelstream.engine.schema import annotated_keys, updates_from_object
+
 __all__ = [
     "END",
     "START",
@@ -92,8 +94,6 @@ class Command:
 
     def update_items(self) -> list[tuple[str, Any]]:
         """Return ``update`` as ``(key, value)`` pairs, in order (LangGraph's rules)."""
-        from otelstream.engine.schema import annotated_keys, updates_from_object
-
         update = self.update
         if isinstance(update, dict):
             return list(update.items())

@@ -25,7 +25,7 @@ def _langchain_scope(task: Task, run: RunInfo, streams: Streams) -> AbstractCont
     # no LangChain object can exist before langchain_core is imported: nothing to do
     if "langchain_core" not in sys.modules:
         return None
-    from otelstream.integrations import langchain
+    from otelstream.integrations import langchain  # noqa: PLC0415 - LangChain is an optional extra
 
     return langchain.task_scope(task, run, streams)
 

@@ -300,7 +300,7 @@ class OpenAIInstrumentor:
                 logger.warning("OpenAIInstrumentor: already instrumented")
                 return
             try:
-                import openai.resources.chat.completions.completions  # noqa: F401
+                import openai.resources.chat.completions.completions  # noqa: F401, PLC0415 - imported when instrumenting
             except ImportError as exc:
                 raise ImportError(
                     "OpenAIInstrumentor needs the openai package: pip install 'otelstream[openai]'"
@@ -316,7 +316,7 @@ class OpenAIInstrumentor:
             if not type(self)._instrumented:
                 logger.warning("OpenAIInstrumentor: not instrumented")
                 return
-            from openai.resources.chat.completions import completions
+            from openai.resources.chat.completions import completions  # noqa: PLC0415 - instrumented: importable
 
             for target in _TARGETS:
                 owner_name, method = target.split(".")

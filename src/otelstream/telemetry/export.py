@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry import metrics
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
@@ -70,8 +71,6 @@ class DropLedger:
 
     def _count_metric(self, mode: str) -> None:
         if self._metric is None:
-            from opentelemetry import metrics
-
             self.use_meter(metrics.get_meter(semconv.INSTRUMENTATION_SCOPE))
         self._metric.add(1, {semconv.MODE: mode})
 
