@@ -19,10 +19,7 @@ from otelstream import integrations as _integrations  # noqa: F401 - lets LangCh
 from otelstream._config import ExportOptions, configure, force_flush, shutdown
 from otelstream._replay import (
     Gap,
-    IncompleteStreamError,
     Replay,
-    ReplayError,
-    ReplaySourceError,
     RunSummary,
     TruncatedPayload,
     replay,
@@ -31,7 +28,6 @@ from otelstream._replay import (
 )
 from otelstream._version import __version__
 from otelstream.checkpoint import BaseCheckpointSaver, InMemorySaver, SqliteSaver
-from otelstream.consumer.output import InvalidStreamArgumentError
 from otelstream.engine.compiled import CompiledStateGraph, set_stream_driver
 from otelstream.engine.graph import StateGraph
 from otelstream.engine.interrupts import interrupt
@@ -55,9 +51,13 @@ from otelstream.errors import (
     ErrorCode,
     GraphInterrupt,
     GraphRecursionError,
+    IncompleteStreamError,
     InvalidGraphError,
+    InvalidStreamArgumentError,
     InvalidUpdateError,
     OtelstreamError,
+    ReplayError,
+    ReplaySourceError,
 )
 from otelstream.llm import LLMStream, llm_call, stream_llm
 from otelstream.stream import Driver

@@ -30,10 +30,10 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from otelstream._version import __version__
-from otelstream.consumer.output import InvalidStreamArgumentError
 from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter
 from otelstream.consumer.span_events import install_span_event_hook
 from otelstream.engine.types import STREAM_MODES
+from otelstream.errors import InvalidStreamArgumentError
 from otelstream.telemetry import semconv
 from otelstream.telemetry.export import DROPS, BackpressureLogRecordProcessor
 from otelstream.telemetry.file_exporter import (

@@ -17,9 +17,13 @@ __all__ = [
     "ErrorCode",
     "GraphInterrupt",
     "GraphRecursionError",
+    "IncompleteStreamError",
     "InvalidGraphError",
+    "InvalidStreamArgumentError",
     "InvalidUpdateError",
     "OtelstreamError",
+    "ReplayError",
+    "ReplaySourceError",
 ]
 
 
@@ -95,6 +99,26 @@ class GraphInterrupt(Exception):  # LangGraph's name (no "Error"), caught by por
         """Carry ``interrupts`` (:class:`~otelstream.Interrupt` values) to the engine."""
         super().__init__(interrupts)
         self.interrupts = tuple(interrupts)
+
+
+class InvalidStreamArgumentError(OtelstreamError, ValueError):
+    """An argument of ``stream()``/``astream()`` is invalid; raised before the run starts."""
+
+    code = ErrorCode.INVALID_STREAM_ARGUMENT
+
+
+class ReplayError(OtelstreamError, ValueError):
+    """The requested run or modes cannot be replayed from this source."""
+
+    code = ErrorCode.INVALID_STREAM_ARGUMENT
+
+
+class IncompleteStreamError(ReplayError):
+    """Raised by ``replay(..., strict=True)`` when the stream has gaps or truncated payloads."""
+
+
+class ReplaySourceError(ValueError):
+    """The source cannot be read at all (missing file, not OTLP JSON, server unreachable)."""
 
 
 class CheckpointError(OtelstreamError, ValueError):

@@ -24,7 +24,7 @@ from opentelemetry import context as otel_context
 
 from otelstream._config import current_pipeline, router
 from otelstream.consumer.channel import Chunk, RunChannel
-from otelstream.consumer.output import InvalidStreamArgumentError, make_formatter, normalize_modes
+from otelstream.consumer.output import make_formatter, normalize_modes
 from otelstream.engine.compiled import CompiledStateGraph
 from otelstream.engine.drive import adrive, drive
 from otelstream.engine.events import Outcome, RunInfo
@@ -32,7 +32,7 @@ from otelstream.engine.loop import DEFAULT_RECURSION_LIMIT, RunLoop
 from otelstream.engine.runner import AsyncWaker, SyncStepRunner, ThreadWaker
 from otelstream.engine.runtime import TaskContext, current_task_context
 from otelstream.engine.schema import coerce_to_schema, is_model_schema
-from otelstream.errors import GraphInterrupt
+from otelstream.errors import GraphInterrupt, InvalidStreamArgumentError
 from otelstream.telemetry.observer import TelemetryObserver
 from otelstream.telemetry.pipeline import StreamTarget
 

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from typing import Any
 
 from otelstream._replay._model import Carried, Telemetry
-from otelstream._replay._sources import ReplaySourceError, load
+from otelstream._replay._sources import load
 from otelstream.consumer.channel import Chunk
 from otelstream.consumer.output import make_formatter, normalize_modes
-from otelstream.errors import ErrorCode, OtelstreamError
+from otelstream.errors import IncompleteStreamError, ReplayError, ReplaySourceError
 from otelstream.telemetry.codec import DecodeError, decode
 
 __all__ = [
@@ -39,16 +39,6 @@ __all__ = [
     "replay_thread",
     "runs",
 ]
-
-
-class ReplayError(OtelstreamError, ValueError):
-    """The requested run or modes cannot be replayed from this source."""
-
-    code = ErrorCode.INVALID_STREAM_ARGUMENT
-
-
-class IncompleteStreamError(ReplayError):
-    """Raised by ``replay(..., strict=True)`` when the stream has gaps or truncated payloads."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

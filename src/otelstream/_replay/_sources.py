@@ -15,14 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from otelstream._replay._model import Telemetry
+from otelstream.errors import ReplaySourceError
 
 __all__ = ["ReplaySourceError", "load"]
 
 _MAX_FILE_BYTES = 512 * 1024 * 1024
-
-
-class ReplaySourceError(ValueError):
-    """The source cannot be read at all (missing file, not OTLP JSON, server unreachable)."""
 
 
 def load(source: Any, *, project: str = "default", timeout: float = 30.0) -> Telemetry:

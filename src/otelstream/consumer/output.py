@@ -21,15 +21,9 @@ from typing import Any
 
 from otelstream.consumer.channel import Chunk
 from otelstream.engine.types import STREAM_MODES
-from otelstream.errors import ErrorCode, OtelstreamError
+from otelstream.errors import InvalidStreamArgumentError
 
-__all__ = ["InvalidStreamArgumentError", "make_formatter", "normalize_modes"]
-
-
-class InvalidStreamArgumentError(OtelstreamError, ValueError):
-    """An argument of ``stream()``/``astream()`` is invalid; raised before the run starts."""
-
-    code = ErrorCode.INVALID_STREAM_ARGUMENT
+__all__ = ["make_formatter", "normalize_modes"]
 
 
 def normalize_modes(stream_mode: Any, default: str) -> list[str]:
