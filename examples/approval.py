@@ -23,7 +23,7 @@ import time
 from typing import Annotated, Any, TypedDict
 
 import otelstream
-from otelstream import END, START, Command, CompiledStateGraph, StateGraph, interrupt, write_progress
+from otelstream import END, START, Command, CompiledStateGraph, StateGraph, StreamMode, interrupt, write_progress
 
 
 class Refund(TypedDict):
@@ -99,7 +99,7 @@ def main() -> int:
     )
     otelstream.configure(export=export, service_name="refund-approval")
     config = {"configurable": {"thread_id": args.thread}}
-    modes = ["updates", "custom"]
+    modes: list[StreamMode] = ["updates", "custom"]
     with otelstream.SqliteSaver(args.db) as saver:
         graph = build_graph(saver)
         state = graph.get_state(config)

@@ -15,10 +15,11 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import StatusCode
 
 import otelstream
+from otelstream import StreamMode
 from otelstream.telemetry import semconv
 from tests.conftest import Telemetry
 
-MODES = ["updates", "values", "custom", "tasks", "checkpoints"]
+MODES: list[StreamMode] = ["updates", "values", "custom", "tasks", "checkpoints"]
 
 
 class State(TypedDict):

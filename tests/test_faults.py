@@ -35,7 +35,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import otelstream
-from otelstream import START, StateGraph, get_stream_writer
+from otelstream import START, StateGraph, StreamMode, get_stream_writer
 from otelstream.telemetry import semconv
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="the receiver is controlled by POSIX signals")
@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 EXPORT_TIMEOUT_S = "2"
 WAIT_S = 20.0  # bound of every wait on another thread or process
 SHUTDOWN_BOUND_S = 60.0  # "does not hang"
-MODES = ["custom", "updates"]
+MODES: list[StreamMode] = ["custom", "updates"]
 
 
 # --- the receiving process -------------------------------------------------------------------

@@ -17,6 +17,7 @@ from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogR
 from opentelemetry.sdk.resources import Resource
 
 import otelstream
+from otelstream import StreamMode
 from otelstream.telemetry.otlp_wire import encode_logs_request
 from tests.conftest import Telemetry
 
@@ -51,7 +52,7 @@ def _parse(data: bytes) -> ExportLogsServiceRequest:
 
 
 def test_stream_records_encode_exactly_as_the_sdk_encodes_them(telemetry: Telemetry) -> None:
-    modes = ["values", "updates", "custom", "tasks", "debug", "checkpoints"]
+    modes: list[StreamMode] = ["values", "updates", "custom", "tasks", "debug", "checkpoints"]
     list(_graph().stream({"text": "x" * 3000, "log": []}, {"configurable": {"thread_id": "t"}}, stream_mode=modes))
     records = telemetry.logs.get_finished_logs()
     assert len(records) > 15

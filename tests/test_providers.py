@@ -13,6 +13,8 @@ from typing import Annotated, Any, TypedDict
 
 import pytest
 
+from otelstream import StreamMode
+
 GRAPH = """
 import operator
 from typing import Annotated, TypedDict
@@ -168,7 +170,7 @@ def test_payloads_are_encoded_only_when_something_exports(monkeypatch: pytest.Mo
     builder.add_node("node", node)
     builder.add_edge(otelstream.START, "node")
     graph = builder.compile()
-    modes = ["values", "updates", "custom"]
+    modes: list[StreamMode] = ["values", "updates", "custom"]
     expected = [
         ("values", {"log": []}),
         ("custom", {"progress": 1}),

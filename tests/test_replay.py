@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 import otelstream
-from otelstream import START, StateGraph, get_stream_writer
+from otelstream import START, StateGraph, StreamMode, get_stream_writer
 from tests.conftest import Telemetry, make_telemetry
 
 
@@ -41,7 +41,7 @@ def _graph() -> otelstream.CompiledStateGraph:
     return g.compile(name="replayed")
 
 
-MODES = ["values", "updates", "custom"]
+MODES: list[StreamMode] = ["values", "updates", "custom"]
 
 
 def test_replay_from_in_memory_exporters_equals_the_stream(telemetry: Telemetry) -> None:

@@ -48,6 +48,6 @@ def test_invalid_arguments_raise_before_anything_runs(
 
 def test_the_error_is_a_value_error_with_a_code() -> None:
     with pytest.raises(ValueError) as info:
-        _graph().stream({"x": 1}, stream_mode="token")
+        _graph().stream({"x": 1}, stream_mode="token")  # type: ignore[arg-type]  # an unknown mode, on purpose
     assert isinstance(info.value, otelstream.OtelstreamError)
     assert info.value.code is otelstream.ErrorCode.INVALID_STREAM_ARGUMENT

@@ -15,7 +15,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 import otelstream
-from otelstream import END, START, Send, StateGraph, get_stream_writer
+from otelstream import END, START, Send, StateGraph, StreamMode, get_stream_writer
 from otelstream.consumer.channel import RunChannel
 from otelstream.telemetry import semconv
 from tests.conftest import Telemetry, make_telemetry
@@ -55,7 +55,7 @@ def _fan_out_graph() -> otelstream.CompiledStateGraph:
     return g.compile(name="fan_out")
 
 
-ALL_MODES = ["values", "updates", "custom", "tasks", "debug"]
+ALL_MODES: list[StreamMode] = ["values", "updates", "custom", "tasks", "debug"]
 
 
 def test_stream_is_rebuilt_whole_from_exported_records(telemetry: Telemetry) -> None:

@@ -43,6 +43,8 @@ from otelstream.engine.types import (
     RetryPolicy,
     Send,
     StreamMode,
+    StreamModeArg,
+    StreamPart,
     StreamWriter,
 )
 from otelstream.errors import (
@@ -100,6 +102,8 @@ __all__ = [
     "StateGraph",
     "StateSnapshot",
     "StreamMode",
+    "StreamModeArg",
+    "StreamPart",
     "StreamWriter",
     "TruncatedPayload",
     "__version__",

@@ -37,7 +37,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 import otelstream
-from otelstream import END, START, StateGraph, get_stream_writer
+from otelstream import END, START, StateGraph, StreamMode, get_stream_writer
 from tests.e2e.conftest import (
     INGEST_TIMEOUT_S,
     Collector,
@@ -46,7 +46,7 @@ from tests.e2e.conftest import (
     wait_until,
 )
 
-MODES = ["values", "updates", "custom", "tasks", "debug"]
+MODES: list[StreamMode] = ["values", "updates", "custom", "tasks", "debug"]
 WAITING = ("custom", {"node": "hold", "waiting": True})
 FINAL = ("values", {"steps": ["first", "hold", "last"]})
 

@@ -12,11 +12,11 @@ import uuid
 from typing import Annotated, Any, TypedDict
 
 import otelstream
-from otelstream import END, START, Send, StateGraph, get_stream_writer
+from otelstream import END, START, Send, StateGraph, StreamMode, get_stream_writer
 from tests.e2e.conftest import Phoenix, wait_for_complete_run
 
 # every stream mode otelstream produces without an LLM or a checkpointer
-MODES = ["values", "updates", "custom", "tasks", "debug"]
+MODES: list[StreamMode] = ["values", "updates", "custom", "tasks", "debug"]
 
 
 class Research(TypedDict):

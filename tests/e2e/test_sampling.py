@@ -20,13 +20,13 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 
 import otelstream
-from otelstream import END, START, StateGraph, get_stream_writer
+from otelstream import END, START, StateGraph, StreamMode, get_stream_writer
 from tests.e2e.conftest import Phoenix, wait_for_complete_run
 
 RUNS = 60
 RATIO = 0.01
 SEED = 11
-MODES = ["values", "updates", "custom"]
+MODES: list[StreamMode] = ["values", "updates", "custom"]
 
 
 class Counter(TypedDict):

@@ -9,14 +9,14 @@ engine itself never imports OpenTelemetry nor anything above it.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Generator, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 from otelstream.engine.events import NullObserver, RunInfo
 from otelstream.engine.loop import RunLoop
 from otelstream.engine.persistence import StateSnapshot
 from otelstream.engine.runtime import current_task_context
 from otelstream.engine.topology import TASK_ID_KEY, GraphBuilder, build_topology
-from otelstream.engine.types import GraphOutput
+from otelstream.engine.types import GraphOutput, StreamModeArg, StreamPart
 from otelstream.errors import ErrorCode, InvalidGraphError
 
 if TYPE_CHECKING:
@@ -136,12 +136,48 @@ class CompiledStateGraph:
     def __repr__(self) -> str:
         return f"<CompiledStateGraph {self.name!r} nodes={list(self.topology.nodes)}>"
 
+    @overload
     def stream(
         self,
         input: Any,
         config: dict[str, Any] | None = None,
         *,
-        stream_mode: Any = None,
+        stream_mode: StreamModeArg = None,
+        subgraphs: bool = False,
+        version: Literal["v1"] = "v1",
+        **kwargs: Any,
+    ) -> Generator[Any, None, None]: ...
+
+    @overload
+    def stream(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: StreamModeArg = None,
+        subgraphs: bool = False,
+        version: Literal["v2"],
+        **kwargs: Any,
+    ) -> Generator[StreamPart, None, None]: ...
+
+    @overload
+    def stream(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: StreamModeArg = None,
+        subgraphs: bool = False,
+        version: str = "v1",
+        **kwargs: Any,
+    ) -> Generator[Any, None, None]: ...
+
+    def stream(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: StreamModeArg = None,
         subgraphs: bool = False,
         version: str = "v1",
         **kwargs: Any,
@@ -175,12 +211,48 @@ class CompiledStateGraph:
             **kwargs,
         )
 
+    @overload
     def astream(
         self,
         input: Any,
         config: dict[str, Any] | None = None,
         *,
-        stream_mode: Any = None,
+        stream_mode: StreamModeArg = None,
+        subgraphs: bool = False,
+        version: Literal["v1"] = "v1",
+        **kwargs: Any,
+    ) -> AsyncGenerator[Any, None]: ...
+
+    @overload
+    def astream(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: StreamModeArg = None,
+        subgraphs: bool = False,
+        version: Literal["v2"],
+        **kwargs: Any,
+    ) -> AsyncGenerator[StreamPart, None]: ...
+
+    @overload
+    def astream(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: StreamModeArg = None,
+        subgraphs: bool = False,
+        version: str = "v1",
+        **kwargs: Any,
+    ) -> AsyncGenerator[Any, None]: ...
+
+    def astream(
+        self,
+        input: Any,
+        config: dict[str, Any] | None = None,
+        *,
+        stream_mode: StreamModeArg = None,
         subgraphs: bool = False,
         version: str = "v1",
         **kwargs: Any,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal, NamedTuple, Protocol
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypedDict
 
 from otelstream.engine.schema import annotated_keys, updates_from_object
 
@@ -20,6 +20,8 @@ __all__ = [
     "RetryPolicy",
     "Send",
     "StreamMode",
+    "StreamModeArg",
+    "StreamPart",
     "StreamWriter",
     "default_retry_on",
 ]
@@ -31,6 +33,22 @@ END: Literal["__end__"] = "__end__"
 
 StreamMode = Literal["values", "updates", "custom", "messages", "debug", "tasks", "checkpoints"]
 """How ``stream()`` emits: the names LangGraph uses."""
+
+StreamModeArg = StreamMode | Sequence[StreamMode] | None
+"""What ``stream_mode=`` takes: a mode, a list of modes (chunks become ``(mode, chunk)``), or None."""
+
+
+class _StreamPartFields(TypedDict):
+    type: StreamMode
+    ns: tuple[str, ...]
+    data: Any
+
+
+class StreamPart(_StreamPartFields, total=False):
+    """One ``version="v2"`` chunk: its mode, namespace and data (``values`` parts add ``interrupts``)."""
+
+    interrupts: tuple[Interrupt, ...]
+
 
 STREAM_MODES: frozenset[str] = frozenset(("values", "updates", "custom", "messages", "debug", "tasks", "checkpoints"))
 

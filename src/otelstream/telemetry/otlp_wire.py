@@ -2,7 +2,8 @@
 
 The SDK's ``encode_logs`` / ``encode_spans`` build a protobuf object per record, attribute
 and value in pure Python and hold the GIL throughout, so a 512-record batch stalls the
-application's threads for milliseconds (bench/README.md has the measured costs). otelstream's records and spans are simple — no log body, attributes
+application's threads for milliseconds (bench/README.md has the measured costs).
+otelstream's records and spans are simple — no log body, attributes
 that are strings, integers, floats, booleans or lists of them — so they are written here
 as protobuf bytes, with the resource and scope encoded once per batch and attribute keys
 cached, in slices that let other threads run in between. Anything else (a log body,
