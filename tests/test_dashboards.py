@@ -321,4 +321,4 @@ def test_dashboard_provisioning() -> None:
     (provider,) = loaded["providers"]
     assert provider["type"] == "file"
     assert provider["options"]["path"].endswith("/otelstream")
-    assert provider.get("allowUiUpdates") is False  # the JSON is generated: edit build.py instead
+    assert provider.get("allowUiUpdates") is False  # the JSON is generated: edit the builders in dashboards/ instead
