@@ -147,3 +147,128 @@ def test_redaction_can_be_turned_off_explicitly(telemetry: Telemetry) -> None:
     )
     list(_graph().stream({"request": {}}, stream_mode="custom"))
     assert [chunk for _, _, chunk in rebuild(telemetry.logs.get_finished_logs())] == [CHUNK]
+
+
+# --- credential shapes in text: one rule each, and the look-alikes that must stay --------------
+
+SECRET = "Xq7pL2vR9s"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # URL userinfo: the password goes, the user, host and path stay readable
+        (f"postgresql://user:{SECRET}@host/db", "postgresql://user:[REDACTED]@host/db"),
+        (f"https://admin:{SECRET}@internal.example/x", "https://admin:[REDACTED]@internal.example/x"),
+        (f"redis://:{SECRET}@cache:6379/0", "redis://:[REDACTED]@cache:6379/0"),
+        (f"mysql+pymysql://u:{SECRET}@h", "mysql+pymysql://u:[REDACTED]@h"),
+        (f"postgresql://user:p@{SECRET}@host/db", "postgresql://user:[REDACTED]@host/db"),  # "@" unescaped
+        (f"connect('amqp://guest:{SECRET}@mq')", "connect('amqp://guest:[REDACTED]@mq')"),
+        # key=value and key: value, the value up to whitespace, &, comma, semicolon or a quote
+        (f"password={SECRET}", "password=[REDACTED]"),
+        (f"db_password: {SECRET}", "db_password: [REDACTED]"),
+        (f"DB_PASSWORD = {SECRET} next", "DB_PASSWORD = [REDACTED] next"),
+        (f"login failed; password={SECRET}, user=ada", "login failed; password=[REDACTED], user=ada"),
+        (f"X-Api-Key: {SECRET}", "X-Api-Key: [REDACTED]"),
+        (f"accessToken={SECRET};", "accessToken=[REDACTED];"),
+        (f"mysql --user=ada --password={SECRET}", "mysql --user=ada --password=[REDACTED]"),
+        (f"note: password={SECRET}", "note: password=[REDACTED]"),
+        (f"Authorization: Token {SECRET}", "Authorization: [REDACTED]"),
+        (f"Cookie: session={SECRET}; theme=dark", "Cookie: [REDACTED]; theme=dark"),
+        # quoted values (reprs, JSON, code in a stack trace, JSON inside a JSON string)
+        (f"{{'db_password': '{SECRET} x', 'user': 'ada'}}", "{'db_password': '[REDACTED]', 'user': 'ada'}"),
+        (f'{{"api_key": "{SECRET}", "n": 1}}', '{"api_key": "[REDACTED]", "n": 1}'),
+        (f'connect(password="{SECRET} x")', 'connect(password="[REDACTED]")'),
+        (f'{{\\"token\\": \\"{SECRET}\\"}}', '{\\"token\\": \\"[REDACTED]\\"}'),
+        (f"secret = b'{SECRET}'", "secret = b'[REDACTED]'"),
+        # query strings: credential-named parameters only
+        (
+            f"https://api.example/v1?password={SECRET}&token={SECRET}2&page=2",
+            "https://api.example/v1?password=[REDACTED]&token=[REDACTED]&page=2",
+        ),
+        (f"/cb#access_token={SECRET}&state=s", "/cb#access_token=[REDACTED]&state=s"),
+        # a URL password under a "token" user name is redacted once, the host kept
+        (f"https://token:{SECRET}@github.com/o/r", "https://token:[REDACTED]@github.com/o/r"),
+    ],
+)
+def test_credential_text_is_redacted_and_the_rest_stays_readable(text: str, expected: str) -> None:
+    assert Redactor().scrub(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "input_tokens=5",
+        "max_tokens: 100, token_count=3",
+        "https://example.com/path?page=2&limit=50",
+        "postgresql://user@host/db",
+        "https://example.com:8443/a@b",
+        "mailto:ada@example.com",
+        "author: ada; key=value",
+        "Error: request failed at 10:30:00",
+        "password=",
+        "api_key=[REDACTED]",
+    ],
+)
+def test_look_alikes_are_left_alone(text: str) -> None:
+    assert Redactor().scrub(text) == text
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "password",
+        "PASSWD",
+        "passphrase",
+        "pwd",
+        "client_secret",
+        "github_token",
+        "apiKey",
+        "api-key",
+        "APIKEY",
+        "private_key",
+        "secret_key",
+        "aws_access_key",
+        "signing_key",
+        "Authorization",
+        "auth",
+        "Set-Cookie",
+        "credentials",
+        "sessionId",
+        "session_id",
+    ],
+)
+def test_every_default_credential_key_is_found_in_text(key: str) -> None:
+    redactor = Redactor()
+    assert redactor.secret_key(key)
+    assert redactor.scrub(f"{key}={SECRET}") == f"{key}=[REDACTED]"
+    assert redactor.scrub(f"got {key}: {SECRET} back") == f"got {key}: [REDACTED] back"
+
+
+def test_a_custom_key_pattern_applies_to_text_and_none_turns_the_key_rule_off() -> None:
+    assert Redactor(key_pattern=r"ssn").scrub("ssn=123-45-6789 password=x") == "ssn=[REDACTED] password=x"
+    no_keys = Redactor(key_pattern=None)
+    assert no_keys.scrub(f"password={SECRET}") == f"password={SECRET}"
+    # URL passwords are redacted whatever the key and value patterns
+    assert Redactor(key_pattern=None, value_patterns=()).scrub(f"db://u:{SECRET}@h") == "db://u:[REDACTED]@h"
+
+
+def test_plain_data_is_redacted_by_key_and_by_shape() -> None:
+    content = [{"role": "user", "content": f"use password={SECRET}", "api_key": SECRET}, (f"sk-{SECRET * 2}", 5)]
+    assert Redactor().redact(content) == [
+        {"role": "user", "content": "use password=[REDACTED]", "api_key": MARKER},
+        [MARKER, 5],
+    ]
+    cycle: list[Any] = []
+    cycle.append(cycle)
+    assert "[REDACTED]" in str(Redactor().redact(cycle))  # cut off, not a RecursionError
+
+
+def test_exception_notes_in_payloads_are_redacted() -> None:
+    error = ValueError(f"password={SECRET}")
+    error.add_note(f"while connecting to postgresql://app:{SECRET}@db/prod")
+    encoded = encode(error, Redactor())
+    assert SECRET not in encoded
+    decoded = decode(encoded)
+    assert decoded.args == ("password=[REDACTED]",)
+    assert decoded.__notes__ == ["while connecting to postgresql://app:[REDACTED]@db/prod"]
