@@ -272,3 +272,80 @@ def test_exception_notes_in_payloads_are_redacted() -> None:
     decoded = decode(encoded)
     assert decoded.args == ("password=[REDACTED]",)
     assert decoded.__notes__ == ["while connecting to postgresql://app:[REDACTED]@db/prod"]
+
+
+# --- a failed span's exception goes through the same redactor --------------------------------
+
+
+def _failing_graph() -> otelstream.CompiledStateGraph:
+    def connect(state: State) -> dict[str, Any]:
+        try:
+            raise ConnectionError(f"cannot reach postgresql://app:{SECRET}@db/prod")
+        except ConnectionError as cause:
+            error = RuntimeError(f"login failed with password={SECRET} and {OPENAI_KEY}")
+            error.add_note(f"headers: {{'X-Api-Key': '{SECRET}'}}")
+            raise error from cause
+
+    g = StateGraph(State)
+    g.add_node("connect", connect)
+    g.add_edge(START, "connect")
+    return g.compile(name="failing")
+
+
+def _exception_records(telemetry: Telemetry) -> list[tuple[str, dict[str, Any], str]]:
+    """``(span name, exception event attributes, status description)`` of each failed span."""
+    out = []
+    for span in telemetry.spans.get_finished_spans():
+        for event in span.events:
+            if event.name == "exception":
+                out.append((span.name, dict(event.attributes or {}), span.status.description or ""))
+    return sorted(out, key=lambda item: item[0])
+
+
+def test_a_failed_spans_exception_and_status_are_redacted(telemetry: Telemetry) -> None:
+    with pytest.raises(RuntimeError) as raised:
+        list(_failing_graph().stream({"request": {}}))
+    assert SECRET in str(raised.value)  # the application gets its exception as raised
+    records = _exception_records(telemetry)
+    assert [name for name, _, _ in records] == ["invoke_node connect", "invoke_workflow failing"]
+    for _, attributes, status in records:
+        assert attributes["exception.type"] == "RuntimeError"
+        assert attributes["exception.message"] == f"login failed with password={MARKER} and {MARKER}"
+        assert status == f"RuntimeError: login failed with password={MARKER} and {MARKER}"
+        stacktrace = str(attributes["exception.stacktrace"])
+        # the cause, the note and the frames are all there, without the secrets
+        assert "ConnectionError: cannot reach postgresql://app:[REDACTED]@db/prod" in stacktrace
+        assert "headers: {'X-Api-Key': '[REDACTED]'}" in stacktrace
+        assert "in connect" in stacktrace
+        assert SECRET not in stacktrace and OPENAI_KEY not in stacktrace
+        assert attributes["exception.escaped"] == "False"
+
+
+def test_with_redaction_off_exception_text_is_exported_as_raised(telemetry: Telemetry) -> None:
+    otelstream.configure(
+        tracer_provider=telemetry.tracer_provider, logger_provider=telemetry.logger_provider, redact=False
+    )
+    with pytest.raises(RuntimeError):
+        list(_failing_graph().stream({"request": {}}))
+    [(_, node, node_status), _] = _exception_records(telemetry)
+    assert node["exception.message"] == f"login failed with password={SECRET} and {OPENAI_KEY}"
+    assert node_status == f"RuntimeError: login failed with password={SECRET} and {OPENAI_KEY}"
+    assert f"postgresql://app:{SECRET}@db/prod" in str(node["exception.stacktrace"])
+
+
+def test_an_exception_whose_str_fails_still_ends_its_span(telemetry: Telemetry) -> None:
+    class Hostile(Exception):
+        def __str__(self) -> str:
+            raise RuntimeError("no")
+
+    def node(state: State) -> dict[str, Any]:
+        raise Hostile()
+
+    g = StateGraph(State)
+    g.add_node("node", node)
+    g.add_edge(START, "node")
+    with pytest.raises(Hostile):
+        list(g.compile(name="hostile").stream({"request": {}}))
+    [(_, attributes, status), _] = _exception_records(telemetry)
+    assert attributes["exception.message"] == f"<unprintable {Hostile.__qualname__} object>"
+    assert status.startswith("Hostile: <unprintable")

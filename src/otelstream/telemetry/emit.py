@@ -26,7 +26,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import Logger, LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import ReadWriteLogRecord
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, TraceFlags
 
 from otelstream.engine.events import Outcome, RunInfo, StreamEvent, Task
 from otelstream.engine.types import StreamMode
@@ -35,6 +35,7 @@ from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
 from otelstream.telemetry.export import DROPS
+from otelstream.telemetry.failure import record_failure
 from otelstream.telemetry.hooks import task_hooks
 from otelstream.telemetry.metrics import RunMetrics
 from otelstream.telemetry.redact import Redactor
@@ -430,7 +431,7 @@ class TelemetryObserver:
                 handle.span.set_attribute(semconv.DROPPED, sum(dropped.values()))
                 for mode, count in dropped.items():
                     handle.span.set_attribute(f"{semconv.DROPPED}.{mode}", count)
-            end_span(handle.span, outcome, error)
+            end_span(handle.span, outcome, error, self.pipeline.redactor)
             if not run.namespace and self.pipeline.metrics is not None:
                 duration = time.monotonic() - handle.started
                 self.pipeline.metrics.run_ended(run.run_id, run.graph_name, outcome, duration)
@@ -534,7 +535,7 @@ class TelemetryObserver:
                 outcome = "failed"
             else:
                 outcome = "cancelled"
-            end_span(handle.span, outcome, error)
+            end_span(handle.span, outcome, error, self.pipeline.redactor)
             if self.pipeline.metrics is not None:
                 duration = time.monotonic() - handle.started
                 self.pipeline.metrics.node_ended(task.graph_name, task.name, outcome, duration, error)
@@ -557,11 +558,9 @@ def _thread_links(previous: dict[str, str] | None) -> list[Link] | None:
     return [Link(context, {semconv.LINK_REASON: semconv.LINK_CONTINUES_THREAD})]
 
 
-def end_span(span: Span, outcome: Outcome, error: BaseException | None) -> None:
-    """End ``span`` with ``otelstream.outcome``; a failure records the exception and ERROR status."""
+def end_span(span: Span, outcome: Outcome, error: BaseException | None, redactor: Redactor | None) -> None:
+    """End ``span`` with ``otelstream.outcome``; a failure records the redacted exception and ERROR status."""
     span.set_attribute(semconv.OUTCOME, outcome)
     if outcome == "failed" and error is not None:
-        span.record_exception(error)
-        span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        record_failure(span, error, redactor)
     span.end()

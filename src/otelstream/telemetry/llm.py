@@ -267,7 +267,7 @@ class LLMCall:
             if output_text is not None and capture_content(self.pipeline):
                 output = [{"role": "assistant", "parts": [{"type": "text", "content": output_text}]}]
                 span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, _json(output))
-            end_span(self.handle.span, final, error)
+            end_span(self.handle.span, final, error, self.pipeline.redactor)
             metrics = self.pipeline.metrics
             if metrics is None:
                 return
@@ -332,7 +332,7 @@ class ToolCall:
             if result is not None and capture_content(self.pipeline):
                 self.handle.span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, _json(result))
             outcome: Outcome = "failed" if error is not None else "completed"
-            end_span(self.handle.span, outcome, error)
+            end_span(self.handle.span, outcome, error, self.pipeline.redactor)
             metrics = self.pipeline.metrics
             if metrics is not None:
                 attrs: dict[str, Any] = {
