@@ -1,7 +1,8 @@
-"""Redaction: credentials never leave the process in telemetry payloads.
+"""Redaction: credentials never leave the process in telemetry.
 
-Applied while a payload is encoded for telemetry — the application's own stream receives its
-objects untouched. Two rules, both on by default:
+Applied while a payload is encoded for telemetry, and to the other text otelstream exports from
+the application (exceptions of failed spans, LLM and tool content) — the application's own
+stream receives its objects untouched. The rules, all on by default:
 
 - a mapping key that names a credential (``password``, ``api_key``, ``Authorization``,
   ``Cookie``, ``access_token``, ``client_secret``, …) has its whole value replaced by
