@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Sequence
-from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypedDict
+from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypedDict, get_args
 
 from otelstream.engine.schema import annotated_keys, updates_from_object
 
@@ -50,7 +50,7 @@ class StreamPart(_StreamPartFields, total=False):
     interrupts: tuple[Interrupt, ...]
 
 
-STREAM_MODES: frozenset[str] = frozenset(("values", "updates", "custom", "messages", "debug", "tasks", "checkpoints"))
+STREAM_MODES: frozenset[StreamMode] = frozenset(get_args(StreamMode))
 
 
 class StreamWriter(Protocol):

@@ -190,7 +190,7 @@ class _Encoder:
             }
             notes = getattr(obj, "__notes__", None)
             if notes:
-                out["notes"] = [str(n) for n in notes]
+                out["notes"] = [self.value(str(n), depth) for n in notes]
             return out
         if isinstance(obj, Send):
             return {_TAG: "send", "node": obj.node, "arg": self.value(obj.arg, depth)}

@@ -30,6 +30,7 @@ from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
 from otelstream.telemetry.messages import emit_message
 from otelstream.telemetry.pipeline import Pipeline, SpanHandle, Streams, StreamTarget, start_span
+from otelstream.telemetry.redact import MARKER, Redactor
 
 __all__ = ["LLMCall", "ToolCall", "capture_content", "stop_calls"]
 
@@ -62,8 +63,24 @@ def stop_calls(root_run_id: str, outcome: Outcome) -> None:
         call.end(outcome=outcome)
 
 
-def _json(value: Any) -> str:
-    return json.dumps(value, default=str, ensure_ascii=False)
+def _json(value: Any, redactor: Redactor | None) -> str:
+    # message content is redacted as payloads are: credential keys and credential-shaped text
+    if redactor is None:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    return json.dumps(redactor.redact(value), default=lambda obj: redactor.scrub(str(obj)), ensure_ascii=False)
+
+
+def _redacted_attributes(attributes: dict[str, Any], redactor: Redactor | None) -> dict[str, Any]:
+    # request attributes the caller chose: a header or a URL among them may carry a credential
+    if redactor is None:
+        return attributes
+    out: dict[str, Any] = {}
+    for key, value in attributes.items():
+        if redactor.secret_key(key):
+            out[key] = MARKER
+        else:
+            out[key] = redactor.scrub(value) if isinstance(value, str) else value
+    return out
 
 
 class LLMCall:
@@ -150,12 +167,12 @@ class LLMCall:
             span_attrs[semconv.NODE] = task.name
             span_attrs[semconv.TASK_ID] = task.id
         if attributes:
-            span_attrs.update(attributes)
+            span_attrs.update(_redacted_attributes(attributes, pipeline.redactor))
         if input_messages is not None and capture_content(pipeline):
-            span_attrs[semconv.GEN_AI_INPUT_MESSAGES] = _json(input_messages)
+            span_attrs[semconv.GEN_AI_INPUT_MESSAGES] = _json(input_messages, pipeline.redactor)
         parent_context = parent.context if parent is not None else otel_context.get_current()
         self.handle = start_span(
-            pipeline.tracer,
+            pipeline,
             f"{semconv.OPERATION_CHAT} {model}",
             parent_context,
             kind=SpanKind.CLIENT,
@@ -272,7 +289,7 @@ class LLMCall:
                 span.set_attribute(semconv.GEN_AI_RESPONSE_ID, response_id)
             if output_text is not None and capture_content(self.pipeline):
                 output = [{"role": "assistant", "parts": [{"type": "text", "content": output_text}]}]
-                span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, _json(output))
+                span.set_attribute(semconv.GEN_AI_OUTPUT_MESSAGES, _json(output, self.pipeline.redactor))
             self.handle.end(final, error)
             metrics = self.pipeline.metrics
             if metrics is None:
@@ -321,11 +338,9 @@ class ToolCall:
         if description:
             attrs[semconv.GEN_AI_TOOL_DESCRIPTION] = description
         if arguments is not None and capture_content(pipeline):
-            attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = _json(arguments)
+            attrs[semconv.GEN_AI_TOOL_CALL_ARGUMENTS] = _json(arguments, pipeline.redactor)
         parent_context = parent.context if parent is not None else otel_context.get_current()
-        self.handle = start_span(
-            pipeline.tracer, f"{semconv.OPERATION_EXECUTE_TOOL} {name}", parent_context, attributes=attrs
-        )
+        self.handle = start_span(pipeline, f"{semconv.OPERATION_EXECUTE_TOOL} {name}", parent_context, attributes=attrs)
 
     def end(self, *, error: BaseException | None = None, result: Any = None) -> None:
         """End the span (once); ``error`` marks it failed."""
@@ -335,7 +350,7 @@ class ToolCall:
             self._ended = True
         with handle_internal_errors("ending a tool span"):
             if result is not None and capture_content(self.pipeline):
-                self.handle.span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, _json(result))
+                self.handle.span.set_attribute(semconv.GEN_AI_TOOL_CALL_RESULT, _json(result, self.pipeline.redactor))
             outcome: Outcome = "failed" if error is not None else "completed"
             self.handle.end(outcome, error)
             metrics = self.pipeline.metrics

@@ -130,7 +130,7 @@ class TelemetryObserver:
                 attributes[semconv.MODES_TAGGED] = own[0].tagged
                 attributes[semconv.SUBGRAPHS] = own[0].subgraphs
             run.handle = handle = start_span(
-                pipeline.tracer,
+                pipeline,
                 f"{semconv.OPERATION_INVOKE_WORKFLOW} {run.graph_name}",
                 parent_context,
                 attributes=attributes,
@@ -204,7 +204,7 @@ class TelemetryObserver:
             if task.handle is None:
                 parent: SpanHandle | None = run.handle
                 task.handle = start_span(
-                    self.pipeline.tracer,
+                    self.pipeline,
                     f"{semconv.OPERATION_INVOKE_NODE} {task.name}",
                     parent.context if parent is not None else self._parent_context,
                     attributes={

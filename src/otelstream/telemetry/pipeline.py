@@ -31,12 +31,13 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import Logger, LogRecord, SeverityNumber
 from opentelemetry.sdk._logs import ReadWriteLogRecord
-from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, Span, SpanKind
 
 from otelstream.engine.events import Outcome
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
+from otelstream.telemetry.failure import record_failure
 from otelstream.telemetry.metrics import RunMetrics
 from otelstream.telemetry.redact import Redactor
 
@@ -189,21 +190,23 @@ class SpanHandle:
     event_limit: int = 0
     started: float = dataclasses.field(default_factory=time.monotonic)
     ended: bool = False
+    redactor: Redactor | None = None
 
     def end(self, outcome: Outcome, error: BaseException | None = None) -> bool:
         """End the span once, with ``otelstream.outcome``; return False if it had ended already.
 
-        A failure records ``error`` on the span (exception event, ``error.type``, ERROR status).
+        A failure records ``error`` on the span (exception event, ``error.type``, ERROR status),
+        its text redacted by the redactor of the pipeline the span was started in.
         """
         if self.ended:
             return False
         self.ended = True
-        end_span(self.span, outcome, error)
+        end_span(self.span, outcome, error, self.redactor)
         return True
 
 
 def start_span(
-    tracer: trace.Tracer,
+    pipeline: Pipeline,
     name: str,
     parent_context: otel_context.Context | None,
     *,
@@ -211,24 +214,23 @@ def start_span(
     attributes: dict[str, Any] | None = None,
     links: Sequence[Link] | None = None,
 ) -> SpanHandle:
-    """Start a span under ``parent_context`` (not made current: callers attach ``handle.context``)."""
-    span = tracer.start_span(name, context=parent_context, kind=kind, attributes=attributes, links=links)
+    """Start a span in ``pipeline`` under ``parent_context`` (not made current: callers attach ``handle.context``)."""
+    span = pipeline.tracer.start_span(name, context=parent_context, kind=kind, attributes=attributes, links=links)
     limits = getattr(span, "_limits", None)  # the SDK keeps a span's SpanLimits privately
     return SpanHandle(
         span=span,
         context=trace.set_span_in_context(span, parent_context),
         sampled=span.get_span_context().trace_flags.sampled and span.is_recording(),
         event_limit=int(getattr(limits, "max_events", None) or 128),
+        redactor=pipeline.redactor,
     )
 
 
-def end_span(span: Span, outcome: Outcome, error: BaseException | None) -> None:
-    """End ``span`` with ``otelstream.outcome``; a failure records the exception and ERROR status."""
+def end_span(span: Span, outcome: Outcome, error: BaseException | None, redactor: Redactor | None) -> None:
+    """End ``span`` with ``otelstream.outcome``; a failure records the redacted exception and ERROR status."""
     span.set_attribute(semconv.OUTCOME, outcome)
     if outcome == "failed" and error is not None:
-        span.record_exception(error)
-        span.set_attribute(semconv.ERROR_TYPE, type(error).__qualname__)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        record_failure(span, error, redactor)
     span.end()
 
 
