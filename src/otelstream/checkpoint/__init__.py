@@ -10,15 +10,24 @@ from __future__ import annotations
 
 from otelstream.checkpoint.base import BaseCheckpointSaver, Checkpoint, CheckpointTuple
 from otelstream.checkpoint.memory import InMemorySaver
-from otelstream.checkpoint.serde import PickleSerializer, Serializer
+from otelstream.checkpoint.serde import (
+    CheckpointedError,
+    JsonSerializer,
+    PickleSerializer,
+    Serializer,
+    register_type,
+)
 from otelstream.checkpoint.sqlite import SqliteSaver
 
 __all__ = [
     "BaseCheckpointSaver",
     "Checkpoint",
     "CheckpointTuple",
+    "CheckpointedError",
     "InMemorySaver",
+    "JsonSerializer",
     "PickleSerializer",
     "Serializer",
     "SqliteSaver",
+    "register_type",
 ]

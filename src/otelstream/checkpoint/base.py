@@ -15,6 +15,7 @@ Checkpoints are addressed as LangGraph addresses them: ``config["configurable"]`
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import os
 import threading
@@ -33,6 +34,7 @@ __all__ = [
     "CheckpointTuple",
     "PendingWrite",
     "checkpoint_address",
+    "decoding",
     "new_checkpoint_id",
     "write_index",
 ]
@@ -100,6 +102,23 @@ _ID_LOCK = threading.Lock()
 _LAST_TICKS = [0]
 # 100 ns intervals between the Gregorian epoch (UUID time) and the Unix epoch
 _GREGORIAN_OFFSET = 0x01B21DD213814000
+
+
+@contextlib.contextmanager
+def decoding(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> Iterator[None]:
+    """Name the thread and checkpoint in any error raised while reading one.
+
+    Raises:
+        CheckpointError: whatever went wrong decoding (a bad blob never surfaces as a raw
+            ``AttributeError`` or ``KeyError``).
+    """
+    where = f"thread {thread_id!r}, checkpoint {checkpoint_id!r}" + (f" in {checkpoint_ns!r}" if checkpoint_ns else "")
+    try:
+        yield
+    except CheckpointError as exc:
+        raise CheckpointError(f"Cannot read {where}: {exc}") from exc
+    except Exception as exc:
+        raise CheckpointError(f"Cannot read {where}: {type(exc).__name__}: {exc}") from exc
 
 
 def new_checkpoint_id() -> str:

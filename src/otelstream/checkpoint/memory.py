@@ -11,9 +11,10 @@ from otelstream.checkpoint.base import (
     Checkpoint,
     CheckpointTuple,
     checkpoint_address,
+    decoding,
     write_index,
 )
-from otelstream.checkpoint.serde import PickleSerializer, Serializer
+from otelstream.checkpoint.serde import JsonSerializer, Serializer
 
 __all__ = ["InMemorySaver", "address_config"]
 
@@ -31,8 +32,8 @@ class InMemorySaver(BaseCheckpointSaver):
     """
 
     def __init__(self, *, serde: Serializer | None = None) -> None:
-        """Create an empty store; ``serde`` turns values into bytes (pickle by default)."""
-        self.serde: Serializer = serde or PickleSerializer()
+        """Create an empty store; ``serde`` turns values into bytes (typed JSON by default)."""
+        self.serde: Serializer = serde or JsonSerializer()
         self._lock = threading.Lock()
         # (thread, ns) -> checkpoint id -> (checkpoint, metadata, parent id)
         self._checkpoints: dict[tuple[str, str], dict[str, tuple[bytes, bytes, str | None]]] = {}
@@ -99,10 +100,11 @@ class InMemorySaver(BaseCheckpointSaver):
     ) -> CheckpointTuple:
         data, metadata, parent_id = entry
         writes = self._writes.get((thread_id, ns, checkpoint_id), {})
-        return CheckpointTuple(
-            config=address_config(thread_id, ns, checkpoint_id),
-            checkpoint=self.serde.loads(data),
-            metadata=self.serde.loads(metadata),
-            parent_config=address_config(thread_id, ns, parent_id) if parent_id else None,
-            pending_writes=[(task, channel, self.serde.loads(value)) for task, channel, value in writes.values()],
-        )
+        with decoding(thread_id, ns, checkpoint_id):
+            return CheckpointTuple(
+                config=address_config(thread_id, ns, checkpoint_id),
+                checkpoint=self.serde.loads(data),
+                metadata=self.serde.loads(metadata),
+                parent_config=address_config(thread_id, ns, parent_id) if parent_id else None,
+                pending_writes=[(task, channel, self.serde.loads(value)) for task, channel, value in writes.values()],
+            )

@@ -20,10 +20,11 @@ from otelstream.checkpoint.base import (
     Checkpoint,
     CheckpointTuple,
     checkpoint_address,
+    decoding,
     write_index,
 )
 from otelstream.checkpoint.memory import address_config
-from otelstream.checkpoint.serde import PickleSerializer, Serializer
+from otelstream.checkpoint.serde import JsonSerializer, PickleSerializer, Serializer
 from otelstream.errors import CheckpointError
 
 __all__ = ["SqliteSaver"]
@@ -67,7 +68,7 @@ class SqliteSaver(BaseCheckpointSaver):
         Raises:
             CheckpointError: the file cannot be opened as a SQLite database.
         """
-        self.serde: Serializer = serde or PickleSerializer()
+        self.serde: Serializer = serde or JsonSerializer()
         self._lock = threading.Lock()
         try:
             if isinstance(path, sqlite3.Connection):
@@ -96,6 +97,48 @@ class SqliteSaver(BaseCheckpointSaver):
         if self._owned:
             with self._lock:
                 self._conn.close()
+
+    def migrate_from_pickle(self) -> int:
+        """Rewrite checkpoints written with pickle (otelstream 0.1's default) with this saver's serializer.
+
+        Call it once on a store you trust: reading pickle runs code named in it. Blobs already
+        in another format are left as they are. Everything is rewritten in one transaction.
+
+        Returns:
+            How many blobs were rewritten.
+
+        Raises:
+            CheckpointError: a pickled blob cannot be read or re-encoded (nothing is changed).
+        """
+        legacy = PickleSerializer()
+        rewritten = 0
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._conn.execute("SELECT rowid, checkpoint, metadata FROM otelstream_checkpoints").fetchall()
+                for rowid, data, metadata in rows:
+                    blobs = [self._from_pickle(legacy, blob) for blob in (data, metadata)]
+                    if blobs != [data, metadata]:
+                        self._conn.execute(
+                            "UPDATE otelstream_checkpoints SET checkpoint = ?, metadata = ? WHERE rowid = ?",
+                            (*blobs, rowid),
+                        )
+                        rewritten += sum(new is not old for new, old in zip(blobs, (data, metadata), strict=True))
+                for rowid, value in self._conn.execute("SELECT rowid, value FROM otelstream_writes").fetchall():
+                    blob = self._from_pickle(legacy, value)
+                    if blob is not value:
+                        self._conn.execute("UPDATE otelstream_writes SET value = ? WHERE rowid = ?", (blob, rowid))
+                        rewritten += 1
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+        return rewritten
+
+    def _from_pickle(self, legacy: PickleSerializer, blob: bytes) -> bytes:
+        if bytes(blob[:1]) != b"\x80":  # every pickle of protocol 2 or later starts so
+            return blob
+        return self.serde.dumps(legacy.loads(bytes(blob)))
 
     def get_tuple(self, config: dict[str, Any]) -> CheckpointTuple | None:
         """Return the checkpoint ``config`` names, or the thread's latest; None if none."""
@@ -193,10 +236,11 @@ class SqliteSaver(BaseCheckpointSaver):
             "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY seq",
             (thread_id, ns, checkpoint_id),
         ).fetchall()
-        return CheckpointTuple(
-            config=address_config(thread_id, ns, checkpoint_id),
-            checkpoint=self.serde.loads(data),
-            metadata=self.serde.loads(metadata),
-            parent_config=address_config(thread_id, ns, parent_id) if parent_id else None,
-            pending_writes=[(task, channel, self.serde.loads(value)) for task, channel, value in writes],
-        )
+        with decoding(thread_id, ns, checkpoint_id):
+            return CheckpointTuple(
+                config=address_config(thread_id, ns, checkpoint_id),
+                checkpoint=self.serde.loads(data),
+                metadata=self.serde.loads(metadata),
+                parent_config=address_config(thread_id, ns, parent_id) if parent_id else None,
+                pending_writes=[(task, channel, self.serde.loads(value)) for task, channel, value in writes],
+            )

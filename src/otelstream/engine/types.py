@@ -9,6 +9,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, Literal, NamedTuple, Protocol, TypedDict, get_args
 
+from otelstream.checkpoint.serde import register_type
 from otelstream.engine.schema import annotated_keys, updates_from_object
 
 __all__ = [
@@ -221,3 +222,7 @@ class RetryPolicy(NamedTuple):
             return isinstance(exc, tuple(retry_on))
         predicate: Callable[[Exception], bool] = retry_on  # type: ignore[assignment]
         return bool(predicate(exc))
+
+
+# checkpoints hold Send packets, Commands and interrupts: the JSON serializer may rebuild them
+register_type(Send, Command, Interrupt)
