@@ -408,13 +408,16 @@ def test_a_slow_consumer_holds_the_producer_back_and_loses_nothing(telemetry: Te
 def test_closing_releases_a_producer_blocked_on_a_full_stream(telemetry: Telemetry) -> None:
     from otelstream.consumer.channel import DEFAULT_CAPACITY
 
-    finished = threading.Event()
+    stopped: list[BaseException] = []
 
     def producer(state: State) -> dict[str, Any]:
         write = get_stream_writer()
-        for i in range(DEFAULT_CAPACITY * 3):
-            write(i)
-        finished.set()
+        try:
+            for i in range(DEFAULT_CAPACITY * 3):
+                write(i)
+        except BaseException as exc:  # RunStopped: the consumer left, the node stops here
+            stopped.append(exc)
+            raise
         return {}
 
     g = StateGraph(State)
@@ -423,7 +426,7 @@ def test_closing_releases_a_producer_blocked_on_a_full_stream(telemetry: Telemet
     stream = g.compile().stream({"log": []}, stream_mode="custom")
     next(stream)
     stream.close()  # must not deadlock on the node blocked in write()
-    assert finished.is_set()
+    assert [type(exc).__name__ for exc in stopped] == ["RunStopped"]
     assert _run_outcome(telemetry) == ("abandoned", "UNSET")
 
 

@@ -60,6 +60,7 @@ from otelstream.errors import (
     OtelstreamError,
     ReplayError,
     ReplaySourceError,
+    RunStopped,
 )
 from otelstream.llm import LLMStream, llm_call, stream_llm
 from otelstream.stream import Driver
@@ -96,6 +97,7 @@ __all__ = [
     "ReplayError",
     "ReplaySourceError",
     "RetryPolicy",
+    "RunStopped",
     "RunSummary",
     "Send",
     "SqliteSaver",

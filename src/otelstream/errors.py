@@ -24,6 +24,7 @@ __all__ = [
     "OtelstreamError",
     "ReplayError",
     "ReplaySourceError",
+    "RunStopped",
 ]
 
 
@@ -119,6 +120,26 @@ class IncompleteStreamError(ReplayError):
 
 class ReplaySourceError(ValueError):
     """The source cannot be read at all (missing file, not OTLP JSON, server unreachable)."""
+
+
+class RunStopped(BaseException):
+    """Raised inside a node at its next stream write once the run's consumer stopped reading.
+
+    When the application breaks out of ``stream()``, closes it, or cancels ``astream()``,
+    nodes still running would otherwise run to their end with nobody reading: the next
+    ``get_stream_writer()`` write or ``write_progress()`` call raises this instead, so the
+    node stops there (LangGraph cancels such tasks too). Like ``asyncio.CancelledError`` it is
+    a ``BaseException``, so ``except Exception`` in node code does not swallow it; the node's
+    span ends with the run's outcome.
+
+    Attributes:
+        outcome: ``"abandoned"`` (the stream was closed) or ``"cancelled"``.
+    """
+
+    def __init__(self, outcome: str) -> None:
+        """Say why the run stopped."""
+        super().__init__(f"the run's consumer stopped reading ({outcome})")
+        self.outcome = outcome
 
 
 class CheckpointError(OtelstreamError, ValueError):

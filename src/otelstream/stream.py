@@ -27,7 +27,7 @@ from otelstream.consumer.channel import Chunk, RunChannel
 from otelstream.consumer.output import make_formatter, normalize_modes
 from otelstream.engine.compiled import CompiledStateGraph
 from otelstream.engine.drive import adrive, drive
-from otelstream.engine.events import Outcome, RunInfo
+from otelstream.engine.events import Outcome, RunInfo, StopSignal
 from otelstream.engine.loop import DEFAULT_RECURSION_LIMIT, RunLoop
 from otelstream.engine.runner import AsyncWaker, SyncStepRunner, ThreadWaker
 from otelstream.engine.runtime import TaskContext, current_task_context
@@ -159,6 +159,8 @@ class _Run:
             namespace=namespace,
             parent_task=parent.task if parent is not None else None,
             config=config,
+            # a nested run stops with the run around it (and with its own consumer, if any)
+            stop=StopSignal(parent.run.stop if parent is not None else None),
         )
         # nested runs keep no checkpoints of their own: a resume re-runs them from their start
         breakpoints = request if request is not None and parent is None else None
@@ -208,7 +210,9 @@ class _Run:
         if self.channel is not None:
             self.channel.close()
         if outcome in ("abandoned", "cancelled"):
-            # before waiting for node threads: their LLM calls end now, as abandoned
+            # before waiting for node threads: they stop at their next stream write, and
+            # their LLM calls end now, as abandoned
+            self.run.stop.set(outcome)
             self.observer.run_stopping(self.run, outcome)
 
     def close(self, outcome: Outcome, error: BaseException | None) -> None:

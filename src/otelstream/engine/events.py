@@ -18,7 +18,7 @@ from otelstream.engine.types import StreamMode
 if TYPE_CHECKING:
     from otelstream.engine.topology import NodeSpec
 
-__all__ = ["NullObserver", "Outcome", "RunInfo", "RunObserver", "StreamEvent", "Task"]
+__all__ = ["NullObserver", "Outcome", "RunInfo", "RunObserver", "StopSignal", "StreamEvent", "Task"]
 
 Outcome = Literal["completed", "abandoned", "cancelled", "failed", "interrupted"]
 """How a run ended: as the telemetry's ``otelstream.outcome`` attribute reports it."""
@@ -86,6 +86,31 @@ class Task:
         return "|".join(self.namespace)
 
 
+class StopSignal:
+    """Set when a run's consumer stopped reading: its nodes stop at their next stream write.
+
+    A nested run's signal also reports its caller's: a graph run inside a node stops with
+    the run around it.
+    """
+
+    __slots__ = ("_outcome", "_parent")
+
+    def __init__(self, parent: StopSignal | None = None) -> None:
+        """Create an unset signal, under ``parent``'s if the run is nested."""
+        self._outcome: Outcome | None = None
+        self._parent = parent
+
+    def set(self, outcome: Outcome) -> None:
+        """Stop the run: ``abandoned`` (the consumer closed the stream) or ``cancelled``."""
+        self._outcome = outcome
+
+    def stopped(self) -> Outcome | None:
+        """Return why the run (or a run around it) stopped, or None while it goes on."""
+        if self._outcome is not None:
+            return self._outcome
+        return self._parent.stopped() if self._parent is not None else None
+
+
 @dataclasses.dataclass(slots=True, eq=False)
 class RunInfo:
     """One execution of a graph (the root run or a subgraph run inside a task)."""
@@ -99,6 +124,7 @@ class RunInfo:
     # what the observer's trace_reference() returned for it
     previous_trace: dict[str, str] | None = None
     handle: Any = None
+    stop: StopSignal = dataclasses.field(default_factory=StopSignal)
 
 
 class RunObserver(Protocol):

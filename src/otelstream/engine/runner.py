@@ -19,11 +19,11 @@ from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
-from otelstream.engine.events import Task
+from otelstream.engine.events import RunInfo, Task
 from otelstream.engine.loop import RunLoop
 from otelstream.engine.runtime import TaskContext, reset_task_context, set_task_context
 from otelstream.engine.writes import add_task_note, no_sync_function
-from otelstream.errors import GraphInterrupt
+from otelstream.errors import GraphInterrupt, RunStopped
 
 __all__ = ["AsyncWaker", "SyncStepRunner", "ThreadWaker", "Waker", "arun_step"]
 
@@ -105,13 +105,26 @@ def _policy_for(task: Task, exc: Exception) -> Any:
     return None
 
 
+def _stoppable(write: Callable[[Any], None], run: RunInfo) -> Callable[[Any], None]:
+    # the node's writer: once the run's consumer stopped reading, the next write stops the node
+    stop = run.stop
+
+    def guarded(chunk: Any) -> None:
+        outcome = stop.stopped()
+        if outcome is not None:
+            raise RunStopped(outcome)
+        write(chunk)
+
+    return guarded
+
+
 def run_task(loop: RunLoop, task: Task, on_outcome: Callable[[Task, bool], None] | None = None) -> None:
     """Run ``task``'s node (with retries) on the calling thread and record the outcome.
 
     ``on_outcome(task, failed)`` is told as soon as the node returned or finally raised,
     before the outcome's chunks are emitted.
     """
-    ctx = TaskContext(task, loop.run, loop.observer, loop.observer.writer_for(loop.run, task))
+    ctx = TaskContext(task, loop.run, loop.observer, _stoppable(loop.observer.writer_for(loop.run, task), loop.run))
     node = task.node
     attempt = 0
     while True:
@@ -164,7 +177,7 @@ async def arun_task(loop: RunLoop, task: Task) -> None:
     Raises:
         Exception: what the node raised, once retries are exhausted.
     """
-    ctx = TaskContext(task, loop.run, loop.observer, loop.observer.writer_for(loop.run, task))
+    ctx = TaskContext(task, loop.run, loop.observer, _stoppable(loop.observer.writer_for(loop.run, task), loop.run))
     node = task.node
     attempt = 0
     while True:

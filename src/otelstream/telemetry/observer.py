@@ -22,6 +22,7 @@ from opentelemetry.trace import Link, SpanContext, TraceFlags
 from otelstream.engine.events import Outcome, RunInfo, StreamEvent, Task
 from otelstream.engine.runtime import TaskContext
 from otelstream.engine.types import StreamMode
+from otelstream.errors import RunStopped
 from otelstream.telemetry import messages as _messages
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
@@ -258,6 +259,8 @@ class TelemetryObserver:
                     handle.span.set_attribute(semconv.INTERRUPTS, len(task.interrupts))
             elif isinstance(error, Exception):
                 outcome = "failed"
+            elif isinstance(error, RunStopped) and error.outcome == "abandoned":
+                outcome = "abandoned"  # stopped at a write once its consumer left
             else:
                 outcome = "cancelled"
             handle.end(outcome, error)
