@@ -15,13 +15,12 @@ Checkpoints are addressed as LangGraph addresses them: ``config["configurable"]`
 from __future__ import annotations
 
 import abc
-import contextlib
 import dataclasses
 import os
 import threading
 import time
-from collections.abc import Iterator, Sequence
-from typing import Any, TypedDict
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, Protocol, TypedDict
 
 from otelstream.errors import CheckpointError
 
@@ -33,8 +32,9 @@ __all__ = [
     "Checkpoint",
     "CheckpointTuple",
     "PendingWrite",
+    "address_config",
     "checkpoint_address",
-    "decoding",
+    "load_tuple",
     "new_checkpoint_id",
     "write_index",
 ]
@@ -104,21 +104,41 @@ _LAST_TICKS = [0]
 _GREGORIAN_OFFSET = 0x01B21DD213814000
 
 
-@contextlib.contextmanager
-def decoding(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> Iterator[None]:
-    """Name the thread and checkpoint in any error raised while reading one.
+def address_config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> dict[str, Any]:
+    """Return the config that names one checkpoint (LangGraph's key order)."""
+    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint_id}}
+
+
+class _Loads(Protocol):
+    def loads(self, data: bytes) -> Any: ...
+
+
+def load_tuple(
+    serde: _Loads,
+    address: tuple[str, str, str, str | None],
+    data: bytes,
+    metadata: bytes,
+    writes: Iterable[tuple[str, str, bytes]],
+) -> CheckpointTuple:
+    """Decode a stored checkpoint: ``address`` is (thread, namespace, checkpoint id, parent id).
 
     Raises:
-        CheckpointError: whatever went wrong decoding (a bad blob never surfaces as a raw
-            ``AttributeError`` or ``KeyError``).
+        CheckpointError: a blob cannot be decoded, naming the thread and checkpoint (a bad
+            blob never surfaces as a raw ``AttributeError`` or ``KeyError``).
     """
-    where = f"thread {thread_id!r}, checkpoint {checkpoint_id!r}" + (f" in {checkpoint_ns!r}" if checkpoint_ns else "")
+    thread_id, ns, checkpoint_id, parent_id = address
     try:
-        yield
-    except CheckpointError as exc:
-        raise CheckpointError(f"Cannot read {where}: {exc}") from exc
+        return CheckpointTuple(
+            config=address_config(thread_id, ns, checkpoint_id),
+            checkpoint=serde.loads(data),
+            metadata=serde.loads(metadata),
+            parent_config=address_config(thread_id, ns, parent_id) if parent_id else None,
+            pending_writes=[(task, channel, serde.loads(value)) for task, channel, value in writes],
+        )
     except Exception as exc:
-        raise CheckpointError(f"Cannot read {where}: {type(exc).__name__}: {exc}") from exc
+        where = f"thread {thread_id!r}, checkpoint {checkpoint_id!r}" + (f" in {ns!r}" if ns else "")
+        detail = str(exc) if isinstance(exc, CheckpointError) else f"{type(exc).__name__}: {exc}"
+        raise CheckpointError(f"Cannot read {where}: {detail}") from exc
 
 
 def new_checkpoint_id() -> str:

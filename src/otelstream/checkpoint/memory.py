@@ -10,18 +10,14 @@ from otelstream.checkpoint.base import (
     BaseCheckpointSaver,
     Checkpoint,
     CheckpointTuple,
+    address_config,
     checkpoint_address,
-    decoding,
+    load_tuple,
     write_index,
 )
 from otelstream.checkpoint.serde import JsonSerializer, Serializer
 
-__all__ = ["InMemorySaver", "address_config"]
-
-
-def address_config(thread_id: str, checkpoint_ns: str, checkpoint_id: str) -> dict[str, Any]:
-    """Return the config that names one checkpoint (LangGraph's key order)."""
-    return {"configurable": {"thread_id": thread_id, "checkpoint_ns": checkpoint_ns, "checkpoint_id": checkpoint_id}}
+__all__ = ["InMemorySaver"]
 
 
 class InMemorySaver(BaseCheckpointSaver):
@@ -100,11 +96,4 @@ class InMemorySaver(BaseCheckpointSaver):
     ) -> CheckpointTuple:
         data, metadata, parent_id = entry
         writes = self._writes.get((thread_id, ns, checkpoint_id), {})
-        with decoding(thread_id, ns, checkpoint_id):
-            return CheckpointTuple(
-                config=address_config(thread_id, ns, checkpoint_id),
-                checkpoint=self.serde.loads(data),
-                metadata=self.serde.loads(metadata),
-                parent_config=address_config(thread_id, ns, parent_id) if parent_id else None,
-                pending_writes=[(task, channel, self.serde.loads(value)) for task, channel, value in writes.values()],
-            )
+        return load_tuple(self.serde, (thread_id, ns, checkpoint_id, parent_id), data, metadata, writes.values())

@@ -19,11 +19,11 @@ from otelstream.checkpoint.base import (
     BaseCheckpointSaver,
     Checkpoint,
     CheckpointTuple,
+    address_config,
     checkpoint_address,
-    decoding,
+    load_tuple,
     write_index,
 )
-from otelstream.checkpoint.memory import address_config
 from otelstream.checkpoint.serde import JsonSerializer, PickleSerializer, Serializer
 from otelstream.errors import CheckpointError
 
@@ -236,11 +236,4 @@ class SqliteSaver(BaseCheckpointSaver):
             "WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ? ORDER BY seq",
             (thread_id, ns, checkpoint_id),
         ).fetchall()
-        with decoding(thread_id, ns, checkpoint_id):
-            return CheckpointTuple(
-                config=address_config(thread_id, ns, checkpoint_id),
-                checkpoint=self.serde.loads(data),
-                metadata=self.serde.loads(metadata),
-                parent_config=address_config(thread_id, ns, parent_id) if parent_id else None,
-                pending_writes=[(task, channel, self.serde.loads(value)) for task, channel, value in writes],
-            )
+        return load_tuple(self.serde, (thread_id, ns, checkpoint_id, parent_id), data, metadata, writes)
