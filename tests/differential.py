@@ -4,14 +4,26 @@ A graph definition is a function ``build(lib) -> compiled graph`` written once a
 :class:`Lib` namespace; :data:`OTEL` and :data:`LANGGRAPH` provide the two engines. The
 helpers run the graph on both, normalise what came out (task ids, debug timestamps,
 exception objects) and assert both runs produced the same chunks, in the same order, and
-ended the same way.
+ended the same way — once: a difference is a difference, never retried.
+
+That needs every run to be deterministic. Within a superstep, parallel tasks finish in
+an order the thread pool or the event loop picks, and "updates"/"tasks"/"debug" chunks
+follow it; a graph whose parallel tasks' order shows in the stream fixes it with a
+:class:`FinishOrder` (each task waits for the commit of the tasks before it), never
+with sleeps. Where LangGraph itself gives no order, a test compares a documented
+multiset instead (``unordered``, the random graphs' supersteps).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import functools
 import re
-from collections.abc import Callable, Sequence
+import threading
+import weakref
+from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import langgraph.checkpoint.memory
@@ -27,8 +39,9 @@ __all__ = [
     "LANGGRAPH",
     "LIBS",
     "OTEL",
-    "STAGGER",
+    "WAIT_S",
     "Build",
+    "FinishOrder",
     "Lib",
     "Result",
     "arun",
@@ -36,6 +49,7 @@ __all__ = [
     "assert_same_async",
     "assert_same_invoke",
     "build_error_at",
+    "by_name",
     "compare",
     "invoke",
     "normalize",
@@ -107,12 +121,6 @@ LIBS = (OTEL, LANGGRAPH)
 
 Build = Callable[[Lib], Any]
 
-STAGGER = 0.05
-"""Seconds between the completions of parallel test nodes that must finish in a known order.
-
-Wide enough for a loaded machine; nodes sleep ``k * STAGGER`` to finish k-th.
-"""
-
 
 @dataclasses.dataclass
 class Result:
@@ -153,6 +161,220 @@ def invoke(lib: Lib, build: Build, input: Any, **kwargs: Any) -> Result:
         return Result([graph.invoke(input, **kwargs)])
     except Exception as exc:
         return Result([], exc)
+
+
+# --- the finish order of parallel tasks ---------------------------------------------------
+
+WAIT_S = 30.0
+"""Bound of every wait in :class:`FinishOrder`; reaching it means a bug, not a slow machine."""
+
+Key = Callable[[str, Any], Hashable]
+"""Maps a task's ``(node name, input)`` to its key in a :class:`FinishOrder` (None: not in it)."""
+
+
+def by_name(name: str, input: Any) -> Hashable:
+    """The default :data:`Key`: a task is known by its node's name."""
+    return name
+
+
+class _Committed:
+    """Set once a task was committed; waited for from node threads and from event loops."""
+
+    __slots__ = ("_lock", "_waiters", "event")
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self._lock = threading.Lock()
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def set(self) -> None:
+        with self._lock:
+            self.event.set()
+            waiters, self._waiters = self._waiters, []
+        for loop, future in waiters:
+            with contextlib.suppress(RuntimeError):  # that loop is closed: nobody waits any more
+                loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._lock:
+            if self.event.is_set():
+                return
+            self._waiters.append((loop, future))
+        await future
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+class FinishOrder:
+    """Makes the parallel tasks of a superstep finish in a given order, on both engines.
+
+    Parallel nodes finish in an order set by the thread pool (or the event loop), and
+    "updates", "tasks" and "debug" chunks follow it. A node that sets an event just before
+    it returns does not fix that order: the engine emits a task's chunks only after its
+    node returned (LangGraph in the future's done callback, on the worker thread, on the
+    submitting thread when the future was done before the callback was registered, or on
+    the event loop under ``astream``), so a released sibling can still be emitted first.
+    A node calling :meth:`finish` therefore waits for the *commit* of the tasks before it:
+    both engines' "step planned" and "task committed" methods are wrapped (see
+    :func:`_install_hooks`) to tell every live ``FinishOrder``.
+
+    Each planned step that runs tasks with keys of this order starts a round of those
+    keys, in the order given here; a node may run in several steps (and again on a
+    resume) and waits only for the keys of its own step. Steps with none of the keys (a
+    subgraph's, for instance) leave the round alone. A step must not run more ordered
+    tasks than a thread pool has threads (``min(32, os.cpu_count() + 4)`` by default),
+    or an early key could wait for a thread that its successors hold.
+
+    Args:
+        lib: The engine whose tasks are ordered.
+        *keys: Task keys, in the order the tasks must be committed.
+        key: How a task's ``(node name, input)`` maps to its key; ``None`` (or raising,
+            or an unhashable key) for tasks outside the order. Defaults to the node's name.
+    """
+
+    def __init__(self, lib: Lib, *keys: Hashable, key: Key = by_name) -> None:
+        self.lib = lib
+        self.keys = keys
+        self.key = key
+        self._lock = threading.Lock()
+        self._round: tuple[Hashable, ...] = ()
+        self._committed: dict[Hashable, _Committed] = {}
+        with _ORDERS_LOCK:
+            _ORDERS.add(self)
+
+    def finish(self, key: Hashable) -> None:
+        """Block (a sync node) until the tasks before ``key`` in this step were committed.
+
+        Raises:
+            AssertionError: ``key`` does not run in this step, or a wait reached :data:`WAIT_S`.
+        """
+        for before, committed in self._before(key):
+            if not committed.event.wait(WAIT_S):
+                raise AssertionError(f"{key!r} waited {WAIT_S} s for {before!r} to be committed")
+
+    async def afinish(self, key: Hashable) -> None:
+        """Wait (an async node) until the tasks before ``key`` in this step were committed.
+
+        Raises:
+            AssertionError: ``key`` does not run in this step, or a wait reached :data:`WAIT_S`.
+        """
+        for before, committed in self._before(key):
+            try:
+                await asyncio.wait_for(committed.wait(), WAIT_S)
+            except TimeoutError:
+                raise AssertionError(f"{key!r} waited {WAIT_S} s for {before!r} to be committed") from None
+
+    def node(self, key: Hashable, action: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """Wrap a one-argument sync node so it calls :meth:`finish` before ``action``."""
+
+        def ordered(state: Any) -> Any:
+            self.finish(key)
+            return action(state)
+
+        return ordered
+
+    def _before(self, key: Hashable) -> list[tuple[Hashable, _Committed]]:
+        with self._lock:
+            if key not in self._round:
+                raise AssertionError(f"{key!r} is not one of this step's ordered tasks {self._round!r}")
+            earlier = self._round[: self._round.index(key)]
+            return [(k, self._committed[k]) for k in earlier]
+
+    def _key(self, name: str, input: Any) -> Hashable:
+        # Every task of the engine reaches every live order, also orders of graphs a test
+        # no longer runs (until they are collected): a key that does not apply is not one.
+        try:
+            key = self.key(name, input)
+            hash(key)
+        except Exception:
+            return None
+        return key
+
+    def _planned(self, tasks: Sequence[tuple[str, Any]]) -> None:
+        present = {self._key(name, input) for name, input in tasks}
+        keys = tuple(k for k in self.keys if k in present)
+        if keys:
+            with self._lock:
+                self._round = keys
+                self._committed = {k: _Committed() for k in keys}
+
+    def _task_committed(self, name: str, input: Any) -> None:
+        key = self._key(name, input)
+        with self._lock:
+            committed = self._committed.get(key) if key is not None else None
+        if committed is not None:
+            committed.set()
+
+
+_ORDERS: weakref.WeakSet[FinishOrder] = weakref.WeakSet()
+_ORDERS_LOCK = threading.Lock()
+
+
+def _orders(lib: Lib) -> list[FinishOrder]:
+    with _ORDERS_LOCK:
+        return [order for order in _ORDERS if order.lib is lib]
+
+
+def _wrap_plan(owner: type, name: str, lib: Lib, runnable: Callable[[Any], Sequence[tuple[str, Any]]]) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def tick(self: Any) -> bool:
+        more: bool = original(self)
+        if more:
+            orders = _orders(lib)
+            if orders:
+                tasks = runnable(self)
+                for order in orders:
+                    order._planned(tasks)
+        return more
+
+    setattr(owner, name, tick)
+
+
+def _wrap_commit(owner: type, name: str, lib: Lib) -> None:
+    original = getattr(owner, name)
+
+    @functools.wraps(original)
+    def commit(self: Any, task: Any, *args: Any) -> Any:
+        try:
+            return original(self, task, *args)
+        finally:  # its chunks are out (or the commit failed): release whoever waits for it
+            for order in _orders(lib):
+                order._task_committed(task.name, task.input)
+
+    setattr(owner, name, commit)
+
+
+def _install_hooks() -> None:
+    """Tell the live :class:`FinishOrder` objects when either engine plans a step or commits a task.
+
+    Test-only wrappers of private methods, installed once when this module is imported;
+    with no ``FinishOrder`` alive they only look at an empty set. LangGraph plans in
+    ``PregelLoop.tick`` (the step runs the tasks without writes yet) and commits in
+    ``PregelRunner.commit`` (which puts the task's chunks on the stream); otelstream plans
+    in ``RunLoop.tick`` and emits a task's chunks in ``RunLoop.commit_task``/``fail_task``.
+    """
+    from langgraph.pregel._loop import PregelLoop
+    from langgraph.pregel._runner import PregelRunner
+
+    from otelstream.engine.loop import RunLoop
+
+    _wrap_plan(
+        PregelLoop, "tick", LANGGRAPH, lambda loop: [(t.name, t.input) for t in loop.tasks.values() if not t.writes]
+    )
+    _wrap_commit(PregelRunner, "commit", LANGGRAPH)
+    _wrap_plan(RunLoop, "tick", OTEL, lambda loop: [(t.name, t.input) for t in loop.runnable])
+    _wrap_commit(RunLoop, "commit_task", OTEL)
+    _wrap_commit(RunLoop, "fail_task", OTEL)
+
+
+_install_hooks()
 
 
 # --- normalisation ----------------------------------------------------------------------
@@ -219,10 +441,6 @@ def normalize(result: Result, *, numbered: bool = True) -> tuple[list[Any], Any]
 
 def compare(results: dict[str, Result]) -> tuple[list[Any], Any]:
     """Assert both engines' results are the same once normalised; return ours, normalised."""
-    return _compare(results)
-
-
-def _compare(results: dict[str, Result]) -> tuple[list[Any], Any]:
     ours = normalize(results[OTEL.name])
     theirs = normalize(results[LANGGRAPH.name])
     assert ours[1] == theirs[1], f"errors differ:\n otelstream: {ours[1]!r}\n langgraph:  {theirs[1]!r}"
@@ -242,49 +460,23 @@ def _diff(ours: list[Any], theirs: list[Any]) -> str:
     return "\n".join(lines)
 
 
-ATTEMPTS = 2
-"""Runs of both engines before a difference fails a test.
-
-Parallel test nodes finish in a known order only because they sleep ``STAGGER`` apart; a
-loaded machine can still flip two of them once in a while, in either engine. A real
-difference shows on every run; a scheduling accident does not show twice in a row.
-"""
-
-
-def _compare_runs(collect: Callable[[], dict[str, Result]]) -> tuple[list[Any], Any]:
-    for attempt in range(ATTEMPTS):
-        try:
-            return _compare(collect())
-        except AssertionError:
-            if attempt == ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
-
-
 def assert_same(build: Build, input: Any, **kwargs: Any) -> tuple[list[Any], Any]:
     """Stream ``build``'s graph on both engines; assert identical chunks and error.
 
     Returns:
         The normalised ``(chunks, error)``, for assertions on the behaviour itself.
     """
-    return _compare_runs(lambda: {lib.name: run(lib, build, input, **kwargs) for lib in LIBS})
+    return compare({lib.name: run(lib, build, input, **kwargs) for lib in LIBS})
 
 
 async def assert_same_async(build: Build, input: Any, **kwargs: Any) -> tuple[list[Any], Any]:
     """Like :func:`assert_same` with ``astream``."""
-    for attempt in range(ATTEMPTS):
-        results = {lib.name: await arun(lib, build, input, **kwargs) for lib in LIBS}
-        try:
-            return _compare(results)
-        except AssertionError:
-            if attempt == ATTEMPTS - 1:
-                raise
-    raise AssertionError("unreachable")
+    return compare({lib.name: await arun(lib, build, input, **kwargs) for lib in LIBS})
 
 
 def assert_same_invoke(build: Build, input: Any, **kwargs: Any) -> tuple[list[Any], Any]:
     """Like :func:`assert_same` with ``invoke``; the chunk list holds the return value."""
-    return _compare_runs(lambda: {lib.name: invoke(lib, build, input, **kwargs) for lib in LIBS})
+    return compare({lib.name: invoke(lib, build, input, **kwargs) for lib in LIBS})
 
 
 def unordered(chunks: Sequence[Any]) -> list[str]:

@@ -7,7 +7,6 @@ LangGraph; the normalised chunks (and errors) must be identical. See ``different
 from __future__ import annotations
 
 import operator
-import time
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -16,7 +15,7 @@ from langchain_core.runnables import RunnableConfig
 from tests.differential import (
     LANGGRAPH,
     OTEL,
-    STAGGER,
+    FinishOrder,
     Lib,
     assert_same,
     assert_same_invoke,
@@ -59,17 +58,19 @@ def linear(lib: Lib) -> Any:
 def fan_out(lib: Lib) -> Any:
     """START -> a -> (b, c, d) -> join; parallel nodes finish in the order c, d, b.
 
-    Deterministic by construction: each parallel node sleeps a distinct amount, so the
-    completion order (which "updates" follow) differs from the name order (which the
-    reducer and "tasks" starts follow), and both engines must show the same.
+    Deterministic by construction: each parallel node waits for the commit of the one
+    before it (:class:`FinishOrder`), so the completion order (which "updates" follow)
+    differs from the name order (which the reducer and "tasks" starts follow), and both
+    engines must show the same.
     """
+    order = FinishOrder(lib, "c", "d", "b")
 
     def a(state: State) -> dict[str, Any]:
         return {"log": ["a"]}
 
-    def sleeper(name: str, delay: float) -> Any:
+    def ordered(name: str) -> Any:
         def node(state: State) -> dict[str, Any]:
-            time.sleep(delay)
+            order.finish(name)
             lib.get_stream_writer()(f"{name} done")
             return {"log": [name]}
 
@@ -80,9 +81,9 @@ def fan_out(lib: Lib) -> Any:
 
     graph = lib.StateGraph(State)
     graph.add_node("a", a)
-    graph.add_node("d", sleeper("d", STAGGER))
-    graph.add_node("b", sleeper("b", 2 * STAGGER))
-    graph.add_node("c", sleeper("c", 0.0))
+    graph.add_node("d", ordered("d"))
+    graph.add_node("b", ordered("b"))
+    graph.add_node("c", ordered("c"))
     graph.add_node("join", join)
     graph.add_edge(lib.START, "a")
     for name in ("d", "b", "c"):
@@ -433,8 +434,11 @@ def test_node_streaming_a_child_explicitly_keeps_its_custom_chunks() -> None:
 
 def test_send_to_a_subgraph() -> None:
     def build(lib: Lib) -> Any:
+        # deterministic: Send order = completion order of the parent's "child" tasks
+        order = FinishOrder(lib, 1, 2, key=lambda name, input: input.get("x") if name == "child" else None)
+
         def inner(state: State) -> dict[str, Any]:
-            time.sleep(state["x"] * STAGGER)  # deterministic: Send order = completion order
+            order.finish(state["x"])
             return {"log": [f"inner{state['x']}"]}
 
         child = lib.StateGraph(State)
@@ -543,16 +547,17 @@ def test_retried_node_invoking_a_graph() -> None:
 
 
 def test_send_tasks_invoking_a_graph() -> None:
-    """Deterministic: the Send(2) task sleeps longer."""
+    """Deterministic: the Send(2) task finishes after the Send(1) task was committed."""
 
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, 1, 2, key=lambda name, input: input if name == "work" else None)
         child_builder = lib.StateGraph(State)
         child_builder.add_node("inner", lambda state: {"log": [f"inner{state['x']}"]})
         child_builder.add_edge(lib.START, "inner")
         child = child_builder.compile()
 
         def work(n: int) -> Any:
-            time.sleep(n * STAGGER)
+            order.finish(n)
             return child.invoke({"x": n})
 
         graph = lib.StateGraph(State)

@@ -1,20 +1,27 @@
 """Differential tests: astream/ainvoke, and the sync/async parity of one graph.
 
-Parallel async nodes sleep distinct amounts so completion order is deterministic.
+Parallel nodes finish in a fixed order (a :class:`FinishOrder`: a node waits for the commit
+of the tasks before it), so completion order is deterministic.
 """
 
 from __future__ import annotations
 
 import asyncio
 import operator
-import time
 from typing import Annotated, Any, TypedDict
 
 import pytest
 
-from tests.differential import LIBS, STAGGER, Lib, Result, arun, assert_same, assert_same_async, normalize
+from tests.differential import LIBS, FinishOrder, Lib, Result, arun, assert_same, assert_same_async, normalize
 
 MODES = ["values", "updates", "custom", "tasks"]
+
+CANCELLED_S = 60.0
+"""How long a node sleeps that must still run when a sibling's failure cancels it.
+
+Its length orders nothing: the node is cancelled long before; it only bounds a run whose
+engine failed to cancel it.
+"""
 
 
 class State(TypedDict):
@@ -24,17 +31,19 @@ class State(TypedDict):
 
 def async_graph(lib: Lib) -> Any:
     """START -> a -> (slow, fast) -> b; async nodes, an async subgraph, a sync node."""
+    order = FinishOrder(lib, "fast", "slow")
 
     async def a(state: State, writer: StreamWriter) -> dict[str, Any]:
         writer({"a": state["x"]})
         return {"x": state["x"] + 1, "log": ["a"]}
 
     async def slow(state: State) -> dict[str, Any]:
-        await asyncio.sleep(STAGGER)
+        await order.afinish("slow")
         lib.get_stream_writer()("slow")
         return {"log": ["slow"]}
 
     async def fast(state: State) -> dict[str, Any]:
+        await order.afinish("fast")
         lib.get_stream_writer()("fast")
         return {"log": ["fast"]}
 
@@ -79,7 +88,7 @@ def async_routing(lib: Lib) -> Any:
     """An async routing function loops a -> b -> a until x reaches 2."""
 
     async def route(state: State) -> str:
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # kept: a routing function that really suspends; nothing runs beside it
         lib.get_stream_writer()(f"route {state['x']}")
         return "b" if state["x"] < 2 else lib.END
 
@@ -104,21 +113,23 @@ def test_async_routing_function_under_sync_stream_fails() -> None:
 
 
 def sync_graph(lib: Lib) -> Any:
-    """Sync nodes, deterministic parallel step (b sleeps), a subgraph and a Send."""
+    """Sync nodes, a deterministic parallel step (c, w, b), a subgraph and a Send."""
+    order = FinishOrder(lib, "c", "w", "b")
 
     def a(state: State) -> Any:
         lib.get_stream_writer()("a")
         return lib.Command(goto=[lib.Send("w", 1), "b", "c"], update={"log": ["a"]})
 
     def b(state: State) -> dict[str, Any]:
-        time.sleep(2 * STAGGER)
+        order.finish("b")
         return {"log": ["b"]}
 
     def c(state: State) -> dict[str, Any]:
+        order.finish("c")
         return {"log": ["c"]}
 
     def w(n: int) -> dict[str, Any]:
-        time.sleep(STAGGER)
+        order.finish("w")
         return {"x": n}
 
     child = lib.StateGraph(State)
@@ -160,20 +171,29 @@ async def test_ainvoke() -> None:
 
 
 async def test_astream_failing_node_cancels_async_siblings() -> None:
-    """Async: the failing task cancels its still-running sibling, whose chunks never appear."""
+    """Async: the failing task cancels its still-running sibling, whose chunks never appear.
+
+    boom fails once quick was committed and slow has started; slow then waits to be cancelled.
+    """
 
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, "quick", "boom")
+        slow_started = asyncio.Event()
+
         async def boom(state: State) -> dict[str, Any]:
-            await asyncio.sleep(0.01)
+            await order.afinish("boom")
+            await slow_started.wait()
             raise ConnectionError("async down")
 
         async def slow(state: State) -> dict[str, Any]:
             lib.get_stream_writer()("slow started")
-            await asyncio.sleep(0.2)
+            slow_started.set()
+            await asyncio.sleep(CANCELLED_S)  # kept: still running when boom fails, so cancelled
             lib.get_stream_writer()("slow finished")
             return {"log": ["slow"]}
 
         async def quick(state: State) -> dict[str, Any]:
+            await order.afinish("quick")
             return {"log": ["quick"]}
 
         graph = lib.StateGraph(State)
@@ -198,7 +218,7 @@ async def test_astream_sync_failing_node_among_sync_siblings() -> None:
             raise ConnectionError("down")
 
         async def slow(state: State) -> dict[str, Any]:
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(CANCELLED_S)  # kept: still running when boom fails, so cancelled
             return {"log": ["slow"]}
 
         graph = lib.StateGraph(State)

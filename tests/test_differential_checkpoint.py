@@ -17,7 +17,7 @@ from typing import Annotated, Any, TypedDict
 import pytest
 
 import otelstream
-from tests.differential import LANGGRAPH, OTEL, STAGGER, Lib, Result, compare
+from tests.differential import LANGGRAPH, OTEL, FinishOrder, Lib, Result, compare
 
 ALL_MODES = ["updates", "values", "custom", "tasks", "checkpoints"]
 
@@ -160,21 +160,19 @@ def test_default_mode_and_invoke_show_interrupts_like_langgraph(saver_factory: C
 
 
 def parallel_interrupts(lib: Lib, saver: Any) -> Any:
-    """START -> p1, p2 (both interrupt), p3 (finishes) -> join."""
+    """START -> p1, p2 (both interrupt), p3 (finishes) -> join; they finish in that order."""
+    order = FinishOrder(lib, "p1", "p2", "p3")  # a resume runs p1, p2 again, in that order
 
     def p1(state: State) -> dict[str, Any]:
+        order.finish("p1")
         return {"log": [f"p1:{lib.interrupt('q1')}"]}
 
     def p2(state: State) -> dict[str, Any]:
-        import time
-
-        time.sleep(STAGGER)
+        order.finish("p2")
         return {"log": [f"p2:{lib.interrupt('q2')}"]}
 
     def p3(state: State) -> dict[str, Any]:
-        import time
-
-        time.sleep(2 * STAGGER)
+        order.finish("p3")
         return {"log": ["p3"]}
 
     def join(state: State) -> dict[str, Any]:
@@ -225,16 +223,16 @@ def test_static_breakpoints_pause_before_and_after_like_langgraph(saver_factory:
 
 def flaky(lib: Lib, saver: Any, failures: list[bool]) -> Any:
     """START -> boom (fails while ``failures`` says so), steady (finishes) -> END."""
+    order = FinishOrder(lib, "steady", "boom")  # boom fails after steady finished
 
     def boom(state: State) -> dict[str, Any]:
-        import time
-
-        time.sleep(STAGGER)  # fails after steady finished, on both engines
+        order.finish("boom")
         if failures and failures.pop():
             raise ValueError("boom!")
         return {"log": ["boom"]}
 
     def steady(state: State) -> dict[str, Any]:
+        order.finish("steady")
         return {"log": ["steady"]}
 
     graph = lib.StateGraph(State)
@@ -397,14 +395,14 @@ class Items(TypedDict):
 def test_send_workers_interrupt_and_resume_by_id_like_langgraph(saver_factory: Callable[[Lib], Any]) -> None:
     def play(s: Session) -> None:
         lib = s.lib
+        # Send order = completion order; the resume runs workers 0 and 2 again
+        order = FinishOrder(lib, 0, 1, 2, key=lambda name, input: input["i"] if name == "worker" else None)
 
         def fan(state: Items) -> list[Any]:
             return [lib.Send("worker", {"i": i}) for i in range(3)]
 
         def worker(packet: dict[str, Any]) -> dict[str, Any]:
-            import time
-
-            time.sleep(packet["i"] * STAGGER)
+            order.finish(packet["i"])
             if packet["i"] == 1:
                 return {"items": ["w1 needs no answer"]}
             return {"items": [f"w{packet['i']}:{lib.interrupt({'worker': packet['i']})}"]}

@@ -1,7 +1,8 @@
 """Differential tests: scheduling (Send, Command, joins, branches, loops), reducers, errors.
 
-Parallel nodes are made deterministic by sleeping distinct amounts (noted at each graph),
-so "updates" arrive in a known completion order on both engines.
+Parallel nodes finish in a fixed order (a :class:`FinishOrder` noted at each graph: a node
+waits for the commit of the tasks before it), so "updates" arrive in a known completion
+order on both engines.
 """
 
 from __future__ import annotations
@@ -14,9 +15,21 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 
 import otelstream
-from tests.differential import LANGGRAPH, LIBS, OTEL, STAGGER, Lib, assert_same, assert_same_invoke, run
+from tests.differential import (
+    LANGGRAPH,
+    LIBS,
+    OTEL,
+    FinishOrder,
+    Lib,
+    assert_same,
+    assert_same_invoke,
+    run,
+)
 
 MODES = ["values", "updates", "custom", "tasks"]
+
+OUTLAST_S = 0.5
+"""How long a sibling that must still run when its run raises keeps running after the failure."""
 
 
 class State(TypedDict):
@@ -41,9 +54,10 @@ class ReducedState(TypedDict):
 def map_reduce(lib: Lib) -> Any:
     """START -> plan --Send x3--> work -> summarize.
 
-    Deterministic: work(i) sleeps (3 - i) staggers, so completion order is the reverse of
-    Send order while the reducer folds in Send order.
+    Deterministic: work(i) finishes in the reverse of Send order (a FinishOrder) while the
+    reducer folds in Send order.
     """
+    order = FinishOrder(lib, 2, 1, 0, key=lambda name, input: input["i"] if name == "work" else None)
 
     def plan(state: ReducedState) -> dict[str, Any]:
         return {"order": "plan"}
@@ -52,7 +66,7 @@ def map_reduce(lib: Lib) -> Any:
         return [lib.Send("work", {"i": i}) for i in range(3)]
 
     def work(packet: dict[str, Any]) -> dict[str, Any]:
-        time.sleep((3 - packet["i"]) * STAGGER)
+        order.finish(packet["i"])
         lib.get_stream_writer()({"work": packet["i"]})
         return {"items": [packet["i"] * 10], "order": f"work{packet['i']}"}
 
@@ -82,23 +96,28 @@ def test_send_map_reduce(mode: Any) -> None:
 def test_send_and_pull_tasks_in_one_step() -> None:
     """Push tasks start first (Send order) but reduce after pull tasks (name order).
 
-    Deterministic: every node sleeps a distinct amount (z slowest, Send(1) fastest).
+    Deterministic: the tasks finish in the order Send(1), Send(2), a, z (a FinishOrder).
     """
 
     def build(lib: Lib) -> Any:
+        def key(name: str, input: Any) -> Any:
+            return (name, input) if name == "w" else name
+
+        order = FinishOrder(lib, ("w", 1), ("w", 2), "a", "z", key=key)
+
         def route(state: ReducedState) -> list[Any]:
             return [lib.Send("w", 2), "z", lib.Send("w", 1), "a"]
 
         def w(n: int) -> dict[str, Any]:
-            time.sleep(n * STAGGER)
+            order.finish(("w", n))
             return {"order": f"w{n}"}
 
         def z(state: ReducedState) -> dict[str, Any]:
-            time.sleep(4 * STAGGER)
+            order.finish("z")
             return {"order": "z"}
 
         def a(state: ReducedState) -> dict[str, Any]:
-            time.sleep(3 * STAGGER)
+            order.finish("a")
             return {"order": "a"}
 
         graph = lib.StateGraph(ReducedState)
@@ -117,6 +136,8 @@ def test_send_and_pull_tasks_in_one_step() -> None:
 
 def test_command_goto_and_update() -> None:
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, "c", "d")
+
         def start(state: State) -> Any:
             return lib.Command(goto="b", update={"x": state["x"] + 1, "log": ["start"]})
 
@@ -124,10 +145,11 @@ def test_command_goto_and_update() -> None:
             return lib.Command(goto=["c", "d"], update={"log": ["b"]})
 
         def c(state: State) -> dict[str, Any]:
+            order.finish("c")
             return {"log": ["c"]}
 
         def d(state: State) -> Any:
-            time.sleep(STAGGER)  # deterministic: c finishes first
+            order.finish("d")  # deterministic: c finishes first
             return lib.Command(goto=lib.END, update={"log": ["d"]})
 
         graph = lib.StateGraph(State)
@@ -144,14 +166,21 @@ def test_command_goto_and_update() -> None:
 
 def test_command_with_send_goto() -> None:
     def build(lib: Lib) -> Any:
+        # deterministic: Send order = completion order, for the w and then the fin tasks
+        def key(name: str, input: Any) -> Any:
+            return (name, input["n"] if name == "w" else input) if name in ("w", "fin") else None
+
+        order = FinishOrder(lib, ("w", 1), ("w", 2), ("fin", 1), ("fin", 2), key=key)
+
         def start(state: State) -> Any:
             return lib.Command(goto=[lib.Send("w", {"n": 1}), lib.Send("w", {"n": 2})], update={"x": 1})
 
         def w(packet: dict[str, Any]) -> Any:
-            time.sleep(packet["n"] * STAGGER)  # deterministic: Send order = completion order
+            order.finish(("w", packet["n"]))
             return lib.Command(update={"log": [f"w{packet['n']}"]}, goto=lib.Send("fin", packet["n"]))
 
         def fin(n: int) -> dict[str, Any]:
+            order.finish(("fin", n))
             return {"log": [f"fin{n}"]}
 
         graph = lib.StateGraph(State)
@@ -186,16 +215,18 @@ def test_reducers_in_parallel_step_apply_in_name_order() -> None:
     """Deterministic: c finishes first, then b, then a; the reducers still fold a, b, c."""
 
     def build(lib: Lib) -> Any:
-        def node(name: str, delay: float) -> Any:
+        order = FinishOrder(lib, "c", "b", "a")
+
+        def node(name: str) -> Any:
             def run_node(state: ReducedState) -> dict[str, Any]:
-                time.sleep(delay)
+                order.finish(name)
                 return {"order": name, "items": [name]}
 
             return run_node
 
         graph = lib.StateGraph(ReducedState)
-        for name, delay in (("c", 0.0), ("a", 2 * STAGGER), ("b", STAGGER)):
-            graph.add_node(name, node(name, delay))
+        for name in ("c", "a", "b"):
+            graph.add_node(name, node(name))
             graph.add_edge(lib.START, name)
         return graph.compile()
 
@@ -209,14 +240,17 @@ def test_reducers_in_parallel_step_apply_in_name_order() -> None:
 
 
 def test_join_edge() -> None:
-    """START -> (a, b) -> c waits for both; b sleeps so a finishes first."""
+    """START -> (a, b) -> c waits for both; a finishes first."""
 
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, "a", "b")
+
         def a(state: State) -> dict[str, Any]:
+            order.finish("a")
             return {"log": ["a"]}
 
         def b(state: State) -> dict[str, Any]:
-            time.sleep(STAGGER)
+            order.finish("b")
             return {"log": ["b"]}
 
         def a2(state: State) -> dict[str, Any]:
@@ -248,10 +282,11 @@ def test_conditional_edges(path_map: str) -> None:
                 return "big" if state["x"] > 1 else "small"
             return ["high", "low"] if state["x"] > 1 else lib.END
 
+        order = FinishOrder(lib, "high", "low")  # when both run, in one step
         graph = lib.StateGraph(State)
         graph.add_node("a", lambda state: {"x": state["x"] + 1, "log": ["a"]})
-        graph.add_node("high", lambda state: {"log": ["high"]})
-        graph.add_node("low", lambda state: {"log": ["low"]})
+        graph.add_node("high", order.node("high", lambda state: {"log": ["high"]}))
+        graph.add_node("low", order.node("low", lambda state: {"log": ["low"]}))
         graph.add_edge(lib.START, "a")
         if path_map == "dict":
             graph.add_conditional_edges("a", route, {"big": "high", "small": lib.END})
@@ -272,9 +307,10 @@ def test_conditional_entry_point_and_branch_sees_own_writes() -> None:
             # the branch after "inc" sees inc's write but not its sibling's
             return "done" if state["x"] >= 1 else "inc"
 
+        order = FinishOrder(lib, "inc", "side")
         graph = lib.StateGraph(State)
-        graph.add_node("inc", lambda state: {"x": state["x"] + 1})
-        graph.add_node("side", lambda state: {"log": ["side"]})
+        graph.add_node("inc", order.node("inc", lambda state: {"x": state["x"] + 1}))
+        graph.add_node("side", order.node("side", lambda state: {"log": ["side"]}))
         graph.add_node("done", lambda state: {"log": [f"done{state['x']}"]})
         graph.set_conditional_entry_point(lambda state: ["inc", "side"])
         graph.add_conditional_edges("inc", route)
@@ -409,17 +445,22 @@ def test_node_raises_in_parallel_step_sibling_completes() -> None:
     """Sync: the slow sibling still finishes and streams before the raise.
 
     boom is submitted first and fails at once, before slow is submitted: LangGraph then
-    waits for slow (see the next test for the other case). That is a race in LangGraph
-    itself (boom's thread against the submitting thread), which a loaded machine can lose:
-    the comparison is retried a few times.
+    waits for slow (see the next test for the other case). slow finishes only after boom's
+    failure was committed (a FinishOrder), but whether that failure was recorded before
+    slow was *submitted* is a race in LangGraph itself (boom's worker thread against the
+    submitting thread, which no node code can hold back), and otelstream reproduces it:
+    a loaded machine can lose it, so this one comparison is retried a few times.
     """
 
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, "boom", "slow")
+
         def boom(state: State) -> dict[str, Any]:
+            order.finish("boom")
             raise ConnectionError("down")
 
         def slow(state: State) -> dict[str, Any]:
-            time.sleep(STAGGER)
+            order.finish("slow")
             lib.get_stream_writer()("slow done")
             return {"log": ["slow"]}
 
@@ -448,15 +489,24 @@ def test_node_failing_last_does_not_wait_for_running_siblings() -> None:
 
     LangGraph waits for running siblings only when a task is submitted after the failure
     was recorded; here none is, so slow's later failure is never streamed and the
-    fast failure is raised. Deterministic on both engines.
+    fast failure is raised. Deterministic on both engines, given a_slow still runs when
+    the engine drains the stream for the last time (see ``OUTLAST_S``).
     """
 
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, "b_fast", "a_slow")
+
         def a_slow(state: State) -> dict[str, Any]:
-            time.sleep(STAGGER)
+            order.finish("a_slow")
+            # Kept sleep: a sibling still running when the run raises is the point. It
+            # fails after b_fast's failure was committed, but no engine marks its last
+            # drain of the stream (the run then waits for a_slow before it raises), so
+            # nothing can be waited for: the sleep only has to outlast that drain.
+            time.sleep(OUTLAST_S)
             raise KeyError("slow")
 
         def b_fast(state: State) -> dict[str, Any]:
+            order.finish("b_fast")
             raise ValueError("fast")
 
         graph = lib.StateGraph(State)
@@ -472,16 +522,13 @@ def test_node_failing_last_does_not_wait_for_running_siblings() -> None:
 
 
 def test_two_parallel_writes_to_a_plain_key() -> None:
-    """Deterministic: b sleeps so a's update comes first."""
+    """Deterministic: a's update comes first."""
 
     def build(lib: Lib) -> Any:
-        def b(state: ReducedState) -> dict[str, Any]:
-            time.sleep(STAGGER)
-            return {"last": "b"}
-
+        order = FinishOrder(lib, "a", "b")
         graph = lib.StateGraph(ReducedState)
-        graph.add_node("a", lambda state: {"last": "a"})
-        graph.add_node("b", b)
+        graph.add_node("a", order.node("a", lambda state: {"last": "a"}))
+        graph.add_node("b", order.node("b", lambda state: {"last": "b"}))
         graph.add_edge(lib.START, "a")
         graph.add_edge(lib.START, "b")
         return graph.compile()
@@ -686,8 +733,14 @@ StreamWriter = otelstream.StreamWriter
 
 def test_push_task_payloads_in_debug() -> None:
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, "1", "{'k': 2}", key=lambda name, input: repr(input) if name == "w" else None)
+
+        def w(packet: Any) -> dict[str, Any]:
+            order.finish(repr(packet))  # Send order = completion order
+            return {"log": [repr(packet)]}
+
         graph = lib.StateGraph(State)
-        graph.add_node("w", lambda packet: {"log": [repr(packet)]})
+        graph.add_node("w", w)
         graph.add_conditional_edges(lib.START, lambda state: [lib.Send("w", 1), lib.Send("w", {"k": 2})])
         return graph.compile()
 
@@ -696,16 +749,13 @@ def test_push_task_payloads_in_debug() -> None:
 
 
 def test_parallel_nodes_writing_nothing() -> None:
-    """a returns None, b (sleeping, so second) returns {}: updates but no values chunk."""
+    """a returns None, b (second) returns {}: updates but no values chunk."""
 
     def build(lib: Lib) -> Any:
-        def b(state: State) -> dict[str, Any]:
-            time.sleep(STAGGER)
-            return {}
-
+        order = FinishOrder(lib, "a", "b")
         graph = lib.StateGraph(State)
-        graph.add_node("a", lambda state: None)
-        graph.add_node("b", b)
+        graph.add_node("a", order.node("a", lambda state: None))
+        graph.add_node("b", order.node("b", lambda state: {}))
         graph.add_edge(lib.START, "a")
         graph.add_edge(lib.START, "b")
         return graph.compile()
@@ -716,9 +766,14 @@ def test_parallel_nodes_writing_nothing() -> None:
 
 def test_join_reached_at_different_steps() -> None:
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, "a", "b", "a2", "j")  # steps (a, b), (a2, j), a3, j
+
+        def writes(name: str) -> Any:
+            return lambda state: {"log": [name]}
+
         graph = lib.StateGraph(State)
         for name in ("a", "a2", "a3", "b", "j"):
-            graph.add_node(name, lambda state, name=name: {"log": [name]})
+            graph.add_node(name, writes(name) if name == "a3" else order.node(name, writes(name)))
         graph.add_edge(lib.START, "a")
         graph.add_edge("a", "a2")
         graph.add_edge("a2", "a3")
@@ -732,9 +787,11 @@ def test_join_reached_at_different_steps() -> None:
 
 def test_conditional_start_fan_out_into_a_join() -> None:
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, "a", "b")
         graph = lib.StateGraph(State)
-        for name in ("a", "b", "c"):
-            graph.add_node(name, lambda state, name=name: {"log": [name]})
+        graph.add_node("a", order.node("a", lambda state: {"log": ["a"]}))
+        graph.add_node("b", order.node("b", lambda state: {"log": ["b"]}))
+        graph.add_node("c", lambda state: {"log": ["c"]})
         graph.add_conditional_edges(lib.START, lambda state: ["a", "b"])
         graph.add_edge(["a", "b"], "c")
         return graph.compile()
@@ -755,15 +812,21 @@ def test_goto_the_same_node_twice() -> None:
 
 
 def test_closing_the_stream_early() -> None:
-    """Breaking out stops the run: the nodes of later steps never run (b sleeps, so c is second)."""
+    """Breaking out stops the run: the nodes of later steps never run.
+
+    c finishes before b (a FinishOrder), so the consumer leaves after c's update while b
+    runs or has just finished; closing the stream waits for b, and d never runs.
+    """
     ran: dict[str, list[str]] = {}
 
     def build(lib: Lib) -> Any:
         calls = ran.setdefault(lib.name, [])
+        order = FinishOrder(lib, "c", "b")
 
-        def node(name: str, delay: float = 0.0) -> Any:
+        def node(name: str) -> Any:
             def run_node(state: State) -> dict[str, Any]:
-                time.sleep(delay)
+                if name in order.keys:
+                    order.finish(name)
                 calls.append(name)
                 return {"log": [name]}
 
@@ -771,7 +834,7 @@ def test_closing_the_stream_early() -> None:
 
         graph = lib.StateGraph(State)
         graph.add_node("a", node("a"))
-        graph.add_node("b", node("b", STAGGER))
+        graph.add_node("b", node("b"))
         graph.add_node("c", node("c"))
         graph.add_node("d", node("d"))
         graph.add_edge(lib.START, "a")
@@ -783,10 +846,11 @@ def test_closing_the_stream_early() -> None:
     seen = {}
     for lib in LIBS:
         chunks = []
-        for chunk in build(lib).stream({"x": 0}, stream_mode="updates"):
+        stream = build(lib).stream({"x": 0}, stream_mode="updates")
+        for chunk in stream:
             chunks.append(chunk)
             if len(chunks) == 2:
                 break
-        time.sleep(2 * STAGGER)
+        stream.close()  # returns once the nodes still running (b) have finished
         seen[lib.name] = (chunks, ran[lib.name])
     assert seen[OTEL.name] == seen[LANGGRAPH.name]

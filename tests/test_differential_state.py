@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, NotRequired, Optional, TypedDict
 import pydantic
 import pytest
 
-from tests.differential import LIBS, Lib, assert_same, assert_same_invoke, normalize, run
+from tests.differential import LIBS, FinishOrder, Lib, assert_same, assert_same_invoke, normalize, run
 
 MODES = ["values", "updates", "custom", "tasks"]
 
@@ -56,9 +56,10 @@ def test_input_with_a_reducer_key_and_unknown_keys() -> None:
 def test_command_as_input() -> None:
     # a Command input writes its update and goes to its goto, skipping START's edges
     def build(lib: Lib) -> Any:
+        order = FinishOrder(lib, "a", "b")  # when both run, in one step
         graph = lib.StateGraph(State)
-        graph.add_node("a", lambda state: {"log": ["a"]})
-        graph.add_node("b", lambda state: {"log": ["b"]})
+        graph.add_node("a", order.node("a", lambda state: {"log": ["a"]}))
+        graph.add_node("b", order.node("b", lambda state: {"log": ["b"]}))
         graph.add_edge(lib.START, "a")
         return graph.compile()
 

@@ -54,7 +54,7 @@ class CountingExporter(LogRecordExporter):
         if self.block is not None:
             self.block.wait(timeout=30)
         if self.delay:
-            time.sleep(self.delay)
+            time.sleep(self.delay)  # kept: a deliberately slow exporter; no test orders anything by it
         if self.fail:
             return LogRecordExportResult.FAILURE
         with self.lock:

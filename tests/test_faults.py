@@ -249,6 +249,9 @@ def _reported_on_run(span: ReadableSpan) -> dict[str, int]:
 
 
 def _wait_until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
+    # A bounded poll, kept: each condition is reached through a receiver process (what it
+    # holds, or otelstream's export thread failing against it and counting the loss), and
+    # neither signals this process; an event needs a drop callback in otelstream's export.
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:

@@ -368,7 +368,7 @@ def consume(n):
         expected += 1
         count += 1
         if count % 2000 == 0:
-            time.sleep(0.002)  # a consumer slower than the producer
+            time.sleep(0.002)  # kept: a consumer slower than the producer is the point; nothing is ordered by it
     return count
 
 consume(20_000)  # warm-up: imports, threads, first buffers

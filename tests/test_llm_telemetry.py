@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,7 +15,7 @@ from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -26,12 +25,34 @@ from otelstream.telemetry import semconv
 from otelstream.telemetry.codec import decode, encode, encode_tuple
 from tests.helpers import rebuild, stream_records
 
+WAIT_S = 10.0
+"""Bound of a wait for another thread or task; reaching it is a failure."""
+
+
+class SpanEnded(SpanProcessor):
+    """Sets ``event`` when a span named ``name`` ends: a test waits for that, not for time."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.event = threading.Event()
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if span.name == self.name:
+            self.event.set()
+
 
 @dataclass
 class Exported:
     spans: InMemorySpanExporter
     logs: InMemoryLogRecordExporter
     metrics: InMemoryMetricReader
+    tracer_provider: TracerProvider
+
+    def on_span_end(self, name: str) -> threading.Event:
+        """An event set when a span called ``name`` ends (its attributes are final then)."""
+        ended = SpanEnded(name)
+        self.tracer_provider.add_span_processor(ended)
+        return ended.event
 
     def span(self, name: str) -> ReadableSpan:
         found = [s for s in self.spans.get_finished_spans() if s.name == name]
@@ -69,7 +90,7 @@ def exported() -> Iterator[Exported]:
         logger_provider=logger_provider,
         meter_provider=MeterProvider(metric_readers=[reader]),
     )
-    yield Exported(spans, logs, reader)
+    yield Exported(spans, logs, reader, tracer_provider)
     otelstream.configure()
 
 
@@ -188,16 +209,15 @@ def test_langchain_messages_round_trip_the_codec() -> None:
 
 def test_abandoning_the_stream_ends_the_llm_span_abandoned(exported: Exported) -> None:
     produced = threading.Event()
+    llm_span_ended = exported.on_span_end("chat slow")
     noticed: list[bool] = []
 
     def node(state: Any) -> Any:
         with llm_call(model="slow", provider="acme") as call:
             call.chunk("first")
             produced.set()
-            # the model "generates" until the call learns its consumer left
-            deadline = time.monotonic() + 10
-            while not call.ended and time.monotonic() < deadline:
-                time.sleep(0.005)
+            # the model "generates" until its consumer leaves, which ends the call's span
+            llm_span_ended.wait(WAIT_S)
             noticed.append(call.ended)
             call.chunk("after the consumer left")  # not recorded
         return None
@@ -205,7 +225,7 @@ def test_abandoning_the_stream_ends_the_llm_span_abandoned(exported: Exported) -
     stream = _one_node(node).stream({"messages": []}, stream_mode="messages")
     first = next(stream)
     assert first[0].content == "first"
-    produced.wait(10)
+    produced.wait(WAIT_S)
     stream.close()  # the consumer walks away mid-generation
     assert noticed == [True]
     attrs = dict(exported.span("chat slow").attributes or {})
@@ -376,10 +396,13 @@ def test_a_call_its_code_never_finished_ends_with_the_run(exported: Exported) ->
 async def test_abandoning_astream_ends_the_llm_span_abandoned(exported: Exported) -> None:
     import asyncio
 
+    llm_span_ended = exported.on_span_end("chat slow-async")
+
     async def node(state: Any) -> Any:
         with llm_call(model="slow-async", provider="acme") as call:
             call.chunk("first")
-            await asyncio.sleep(5)  # the consumer leaves while the model "generates"
+            # kept sleep: the consumer leaves while the model "generates"; it is cancelled
+            await asyncio.sleep(5)
             call.chunk("never seen")
         return None
 
@@ -387,7 +410,8 @@ async def test_abandoning_astream_ends_the_llm_span_abandoned(exported: Exported
     first = await stream.__anext__()
     assert first[0].content == "first"
     await stream.aclose()
-    await asyncio.sleep(0.05)  # let the node's task see its cancellation
+    # the call's span ends once the node's task saw its cancellation (or the consumer left)
+    assert await asyncio.to_thread(llm_span_ended.wait, WAIT_S)
     attrs = dict(exported.span("chat slow-async").attributes or {})
     assert attrs[semconv.OUTCOME] == "abandoned"
     assert attrs[semconv.LLM_CHUNKS] == 1

@@ -93,6 +93,7 @@ def test_chunks_of_a_running_node_are_visible_in_the_backend_before_it_ends(otlp
     g.add_edge(START, "long_job")
 
     def watch_backend() -> None:
+        # a bounded poll, kept: what the receiver process holds can only be read from its file
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if any(r.get("eventName") == "otelstream.custom" for r in otlp_export.records()):

@@ -25,6 +25,8 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
 
 
 def _wait_for(condition: object, what: str, timeout: float = 30.0) -> None:
+    # a bounded poll, kept: the condition is the state of another process (its log file,
+    # its committed database rows), which can signal nothing to this one
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():  # type: ignore[operator]

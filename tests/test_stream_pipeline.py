@@ -211,7 +211,7 @@ def test_concurrent_runs_in_threads_see_only_their_own_chunks(telemetry: Telemet
     def echo(state: State) -> dict[str, Any]:
         for i in range(20):
             get_stream_writer()((state["n"], i))
-            time.sleep(0)
+            time.sleep(0)  # kept: lets the other runs' threads interleave; no order across runs is asserted
         return {"log": [str(state["n"])]}
 
     g = StateGraph(State)
@@ -235,7 +235,7 @@ async def test_concurrent_runs_in_asyncio_tasks_see_only_their_own_chunks(teleme
     async def echo(state: State) -> dict[str, Any]:
         for i in range(20):
             get_stream_writer()((state["n"], i))
-            await asyncio.sleep(0)
+            await asyncio.sleep(0)  # kept: lets the other runs' tasks interleave; no order across runs is asserted
         return {"log": [str(state["n"])]}
 
     g = StateGraph(State)
@@ -290,7 +290,7 @@ async def test_cancelled_task_ends_the_run_as_cancelled(telemetry: Telemetry) ->
 
     async def slow(state: State) -> dict[str, Any]:
         started.set()
-        await asyncio.sleep(30)
+        await asyncio.sleep(30)  # kept: still running when the consumer's task is cancelled
         return {}
 
     g = StateGraph(State)
@@ -398,7 +398,10 @@ def test_a_slow_consumer_holds_the_producer_back_and_loses_nothing(telemetry: Te
     g.add_edge(START, "producer")
     stream = g.compile().stream({"log": []}, stream_mode="custom")
     first = next(stream)
-    time.sleep(0.5)  # the consumer dawdles: the node must wait for it, not pile up chunks
+    # Kept sleep: the consumer dawdles, and the node must wait for it, not pile up chunks.
+    # Nothing is ordered by its length: the bound below holds however long the consumer
+    # waits; a shorter wait would only give an unbounded producer less time to overrun.
+    time.sleep(0.5)
     # bounded: the channel's capacity, plus at most one batch the consumer already took out
     assert len(written) <= 2 * DEFAULT_CAPACITY
     rest = list(stream)

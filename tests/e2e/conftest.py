@@ -177,7 +177,11 @@ def wait_until(
     what: str,
     process: Process | None = None,
 ) -> T:
-    """Call ``probe`` until it returns something other than None; fail after ``timeout_s``."""
+    """Call ``probe`` until it returns something other than None; fail after ``timeout_s``.
+
+    A bounded poll, kept: every probe reads the state of an external process (a server
+    becoming ready, a series or an alert appearing), which cannot signal the test.
+    """
     deadline = time.monotonic() + timeout_s
     while True:
         if process is not None:

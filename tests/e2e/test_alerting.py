@@ -66,7 +66,7 @@ APP = textwrap.dedent(
                 if not stall or done < 2:
                     done += 1
                     write_progress(done, 10_000, unit="steps")
-                time.sleep(0.2)
+                time.sleep(0.2)  # kept: paced progress (or a stall) over real time is what the alert sees
             return {"n": done}
 
         return work
