@@ -22,6 +22,7 @@ __all__ = [
     "InvalidStreamArgumentError",
     "InvalidUpdateError",
     "OtelstreamError",
+    "RemoteStreamError",
     "ReplayError",
     "ReplaySourceError",
 ]
@@ -119,6 +120,10 @@ class IncompleteStreamError(ReplayError):
 
 class ReplaySourceError(ValueError):
     """The source cannot be read at all (missing file, not OTLP JSON, server unreachable)."""
+
+
+class RemoteStreamError(ReplaySourceError):
+    """``remote_stream()``: the gateway refused the stream, does not hold the run, or stayed unreachable."""
 
 
 class CheckpointError(OtelstreamError, ValueError):
