@@ -84,6 +84,7 @@ class _Session:
         token: str | None,
         strict: bool,
         reconnects: int,
+        last_event_id: int | None,
     ) -> None:
         _load_message_classes()
         modes = normalize_modes(stream_mode, "values") if stream_mode is not None else []
@@ -96,11 +97,12 @@ class _Session:
         self.run_id = run_id
         self.strict = strict
         self.reconnects = reconnects
-        self.last_id: int | None = None
+        self.last_id = last_event_id
         self.gaps: list[Gap] = []
         self.truncated: list[int] = []
         self.end: dict[str, Any] | None = None
         self.failures = 0
+        self._before = -1
 
     def headers(self) -> dict[str, str]:
         headers = {"Accept": "text/event-stream", "Cache-Control": "no-store"}
@@ -124,18 +126,22 @@ class _Session:
     def take(self, event: str, data: str, event_id: str | None) -> tuple[bool, Any]:
         """Handle one event: ``(True, chunk)`` to yield; ``(False, None)`` otherwise."""
         self.failures = 0
+        self._before = self.last_id if self.last_id is not None else -1
         if event_id is not None and event_id.lstrip("-").isdigit():
             self.last_id = int(event_id)
         if event == "end":
             self.end = json.loads(data)
-            for gap in self.end.get("gaps", []):
-                found = Gap(int(gap["first_seq"]), int(gap["count"]))
-                if found not in self.gaps:
-                    self._gap(found)
+            # chunks that arrived twice with different content after this consumer had one copy
+            for seq in self.end.get("conflicts", []):
+                self._gap(Gap(int(seq), 1))
             return False, None
         if event == "gap":
             raw = json.loads(data)
-            self._gap(Gap(int(raw["first_seq"]), int(raw["count"])))
+            first, count = int(raw["first_seq"]), int(raw["count"])
+            # a restarted gateway reports what it missed; this consumer may have had part of it
+            received = self._before + 1
+            if first + count > received:
+                self._gap(Gap(max(first, received), first + count - max(first, received)))
             return False, None
         if event == "error":
             raise RemoteStreamError(f"the gateway cut the stream of run {self.run_id}: {data}")
@@ -202,7 +208,7 @@ class _Outcome:
     def complete(self) -> bool:
         """Whether the stream ended and every chunk the run emitted arrived whole."""
         end = self._session.end
-        return end is not None and bool(end.get("complete")) and not self.gaps and not self.truncated
+        return end is not None and end.get("event_count") is not None and not self.gaps and not self.truncated
 
 
 class RemoteStream(_Outcome):
@@ -314,6 +320,7 @@ def remote_stream(
     strict: bool = False,
     timeout: float = 60.0,
     reconnects: int = 5,
+    last_event_id: int | None = None,
 ) -> RemoteStream:
     """Read a run's stream from an ``otelstream serve`` gateway, live, from its first chunk.
 
@@ -330,6 +337,7 @@ def remote_stream(
         timeout: Seconds to wait for the gateway (connection, and silence on the stream;
             the gateway sends a keep-alive every 15 s).
         reconnects: Consecutive failed attempts to re-establish the stream before giving up.
+        last_event_id: Resume strictly after this seq (a consumer restarted where it stopped).
 
     Returns:
         An iterator of chunks with ``gaps``, ``truncated``, ``outcome`` and ``complete``.
@@ -337,7 +345,9 @@ def remote_stream(
     Raises:
         InvalidStreamArgumentError: an unknown stream mode or version.
     """
-    return RemoteStream(_Session(url, run_id, stream_mode, subgraphs, version, token, strict, reconnects), timeout)
+    return RemoteStream(
+        _Session(url, run_id, stream_mode, subgraphs, version, token, strict, reconnects, last_event_id), timeout
+    )
 
 
 def aremote_stream(
@@ -351,18 +361,25 @@ def aremote_stream(
     strict: bool = False,
     timeout: float = 60.0,
     reconnects: int = 5,
+    last_event_id: int | None = None,
 ) -> AsyncRemoteStream:
     """Read a run's stream from a gateway asynchronously: :func:`remote_stream` for ``async for``.
 
     Raises:
         InvalidStreamArgumentError: an unknown stream mode or version.
     """
-    return AsyncRemoteStream(_Session(url, run_id, stream_mode, subgraphs, version, token, strict, reconnects), timeout)
+    return AsyncRemoteStream(
+        _Session(url, run_id, stream_mode, subgraphs, version, token, strict, reconnects, last_event_id), timeout
+    )
 
 
 def _load_message_classes() -> None:
-    # payloads decode to message objects only if their classes are loaded (decoding never imports)
+    # payloads decode to message objects only if their classes are loaded (decoding never
+    # imports); langchain_core.messages loads its submodules lazily, so name them
     try:
-        import langchain_core.messages  # noqa: F401, PLC0415 - an optional extra, loaded only to decode
+        import langchain_core.messages  # noqa: PLC0415 - an optional extra, loaded only to decode
+
+        for name in ("AIMessage", "AIMessageChunk", "HumanMessage", "SystemMessage", "ToolMessage", "ToolMessageChunk"):
+            getattr(langchain_core.messages, name, None)
     except ImportError:
         pass

@@ -67,6 +67,7 @@ def end_data(run: Run) -> dict[str, Any]:
         "outcome": run.outcome,
         "event_count": run.event_count,
         "gaps": [{"first_seq": g.first_seq, "count": g.count} for g in sorted(run.gaps, key=lambda g: g.first_seq)],
+        "conflicts": sorted(run.late_conflicts),
         "truncated": run.truncated,
         "complete": not run.gaps and run.event_count is not None and not run.truncated,
     }

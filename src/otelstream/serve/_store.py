@@ -125,6 +125,7 @@ class Run:
         self.duplicates = 0
         self.conflicts = 0
         self.late = 0
+        self.late_conflicts: list[int] = []  # seqs served before a conflicting copy arrived
         self.truncated = 0
         self.bytes = 0
         self.nodes: dict[tuple[str, str], list[int]] = {}  # (namespace, node) -> [first_ns, last_ns, chunks]
@@ -158,6 +159,7 @@ class Run:
                 # consumers already have the first copy; which one is right is unknowable
                 self.conflicts += 1
                 self.gaps.append(Gap(seq, 1))
+                self.late_conflicts.append(seq)
                 logger.warning("run %s: conflicting copies of chunk %s; reported as a gap", self.run_id, seq)
             return
         pending = self._pending.get(seq)
