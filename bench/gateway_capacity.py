@@ -32,7 +32,8 @@ def _request(run_id: str, first: int, count: int, total: int | None) -> bytes:
         record = records.add()
         record.event_name = "otelstream.custom"
         record.time_unix_nano = time.time_ns()
-        for key, value in (("otelstream.run_id", run_id), ("otelstream.payload", json.dumps({"progress": seq, "message": "x" * 40}))):
+        payload = json.dumps({"progress": seq, "message": "x" * 40})
+        for key, value in (("otelstream.run_id", run_id), ("otelstream.payload", payload)):
             attribute = record.attributes.add()
             attribute.key, attribute.value.string_value = key, value
         attribute = record.attributes.add()
@@ -88,21 +89,27 @@ def main() -> None:
             except OSError:
                 time.sleep(0.1)
         bodies = [
-            _request("bench", first, min(BATCH, args.records - first), args.records if first + BATCH >= args.records else None)
+            _request("bench", first, min(BATCH, args.records - first), args.records if last else None)
             for first in range(0, args.records, BATCH)
+            for last in [first + BATCH >= args.records]
         ]
         with httpx.Client(trust_env=False) as client:
             started = time.perf_counter()
             for body in bodies:
-                client.post(f"{base}/v1/logs", content=body, headers={"Content-Type": "application/x-protobuf"}).raise_for_status()
+                headers = {"Content-Type": "application/x-protobuf"}
+                client.post(f"{base}/v1/logs", content=body, headers=headers).raise_for_status()
             ingest = time.perf_counter() - started
         run = json.loads(urllib.request.urlopen(f"{base}/runs/bench").read())
         assert run["released"] == args.records and run["status"] == "ended", run
         elapsed = asyncio.run(_clients(f"{base}/runs/bench/stream", args.clients))
-        print(f"ingest: {args.records} chunks in {ingest:.2f} s = {args.records / ingest:,.0f} chunks/s "
-              f"(OTLP/HTTP protobuf, batches of {BATCH}); store {run['bytes'] / 1e6:.1f} MB")
-        print(f"fan-out: {args.clients} concurrent SSE clients x {args.records} chunks in {elapsed:.2f} s = "
-              f"{args.clients * args.records / elapsed:,.0f} chunks/s delivered")
+        print(
+            f"ingest: {args.records} chunks in {ingest:.2f} s = {args.records / ingest:,.0f} chunks/s "
+            f"(OTLP/HTTP protobuf, batches of {BATCH}); store {run['bytes'] / 1e6:.1f} MB"
+        )
+        print(
+            f"fan-out: {args.clients} concurrent SSE clients x {args.records} chunks in {elapsed:.2f} s = "
+            f"{args.clients * args.records / elapsed:,.0f} chunks/s delivered"
+        )
     finally:
         gateway.terminate()
         gateway.wait(10)
