@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from otelstream import integrations as _integrations  # noqa: F401 - lets LangChain see node configs
 from otelstream._config import ExportOptions, configure, force_flush, shutdown
+from otelstream._remote import aremote_stream, remote_stream
 from otelstream._replay import (
     Gap,
     Replay,
@@ -109,6 +110,7 @@ __all__ = [
     "StreamWriter",
     "TruncatedPayload",
     "__version__",
+    "aremote_stream",
     "configure",
     "force_flush",
     "get_config",
@@ -116,6 +118,7 @@ __all__ = [
     "interrupt",
     "llm_call",
     "progress_chunk",
+    "remote_stream",
     "replay",
     "replay_thread",
     "runs",

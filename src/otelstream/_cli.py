@@ -2,7 +2,8 @@
 
 ``otelstream demo`` streams an example graph to the terminal with several modes at once,
 while its telemetry goes to a local OTLP-JSON file (or to ``OTEL_EXPORTER_OTLP_ENDPOINT``
-when that is set).
+when that is set). ``otelstream serve`` runs the stream gateway; ``otelstream tail URL``
+follows a run's stream from one.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,8 @@ __all__ = ["main"]
 
 _DEFAULT_GRAPH = "examples/ingest.py:graph"
 _DEFAULT_OUTPUT = "otelstream-telemetry/demo.otlp.jsonl"
+_TOKEN_ENV = "OTELSTREAM_SERVE_TOKEN"
+_TAIL_WAIT_S = 60.0
 
 
 class CliError(Exception):
@@ -178,6 +182,74 @@ def _runs(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    try:
+        from otelstream.serve import GatewayOptions, StoreLimits, serve  # noqa: PLC0415 - the 'serve' extra
+    except ImportError as exc:
+        raise CliError(str(exc)) from None
+    limits = StoreLimits(
+        retention_s=args.retention,
+        max_bytes=args.max_memory_mb * 1024 * 1024,
+        max_runs=args.max_runs,
+        reorder_window_s=args.reorder_window,
+    )
+    options = GatewayOptions(
+        token=os.environ.get(_TOKEN_ENV) or None,
+        limits=limits,
+        max_body=args.max_body_mb * 1024 * 1024,
+        grpc_port=args.grpc_port or None,
+        **({"name": args.name} if args.name else {}),
+    )
+    serve(options, host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
+def _tail(args: argparse.Namespace) -> int:
+    token = os.environ.get(_TOKEN_ENV) or None
+    run_id = args.run_id or _newest_run(args.url, args.graph, token)
+    modes = list(args.stream_mode) if args.stream_mode else None
+    width = shutil.get_terminal_size((120, 20)).columns - 40
+    print(f"Following run {run_id} at {args.url}\n")
+    print(f"{'namespace':<22} {'mode':<8} chunk")
+    try:
+        # a list (or None: every mode) with subgraphs: (namespace, mode, chunk), as the demo prints
+        stream = otelstream.remote_stream(args.url, run_id, stream_mode=modes, subgraphs=True, token=token)
+        for namespace, mode, chunk in stream:
+            where = namespace[-1].split(":")[0] if namespace else "(root)"
+            print(f"{where:<22} {mode:<8} {_render(mode, chunk, max(width, 40))}", flush=True)
+    except otelstream.ReplaySourceError as exc:
+        raise CliError(str(exc)) from None
+    for gap in stream.gaps:
+        print(
+            f"otelstream: gap: chunks {gap.first_seq}..{gap.first_seq + gap.count - 1} never reached the gateway",
+            file=sys.stderr,
+        )
+    print(f"\nrun {run_id} ended: {stream.outcome}")
+    return 0 if stream.complete else 1
+
+
+def _newest_run(url: str, graph: str | None, token: str | None) -> str:
+    import httpx  # noqa: PLC0415 - the 'serve' extra
+
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    params = {"graph": graph} if graph else {}
+    deadline = time.monotonic() + _TAIL_WAIT_S
+    while True:
+        try:
+            response = httpx.get(f"{url.rstrip('/')}/runs", params=params, headers=headers, timeout=10, trust_env=False)
+        except httpx.TransportError as exc:
+            raise CliError(f"cannot reach the gateway at {url}: {exc}") from None
+        if response.status_code != 200:
+            raise CliError(f"the gateway answered {response.status_code}: {response.text[:200]}")
+        found = response.json().get("runs", [])
+        running = [r for r in found if r.get("status") == "running"]
+        if running or found:
+            return str((running or found)[0]["run_id"])
+        if time.monotonic() > deadline:
+            raise CliError(f"no run{' of graph ' + graph if graph else ''} arrived at {url} in {_TAIL_WAIT_S:.0f} s")
+        time.sleep(0.5)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="otelstream", description=__doc__.splitlines()[0] if __doc__ else None)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -208,6 +280,29 @@ def _parser() -> argparse.ArgumentParser:
     runs.add_argument("--thread", help="only the runs of this thread id")
     runs.add_argument("--project", default="default", help="Phoenix project (default: %(default)s)")
     runs.set_defaults(func=_runs)
+
+    serve = sub.add_parser(
+        "serve", help=f"run the stream gateway: OTLP in, live run streams out (token: ${_TOKEN_ENV})"
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
+    serve.add_argument("--port", type=int, default=4320, help="HTTP port: OTLP/HTTP, API, page (default: %(default)s)")
+    serve.add_argument("--grpc-port", type=int, default=0, help="also receive OTLP/gRPC on this port (default: off)")
+    serve.add_argument("--retention", type=float, default=3600.0, help="seconds a run is kept after its last record")
+    serve.add_argument("--max-memory-mb", type=int, default=256, help="evict runs beyond this much stream data")
+    serve.add_argument("--max-runs", type=int, default=10_000, help="evict the oldest runs beyond this many")
+    serve.add_argument("--max-body-mb", type=int, default=64, help="largest OTLP request, decompressed (413 beyond)")
+    serve.add_argument("--reorder-window", type=float, default=5.0, help="seconds a missing chunk is awaited")
+    serve.add_argument("--name", help="this gateway's name in GET /runs (default: HOST:PORT)")
+    serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    tail = sub.add_parser("tail", help="follow a run's stream from a gateway, printed like the demo")
+    tail.add_argument("url", help="the gateway, e.g. http://127.0.0.1:4320")
+    which = tail.add_mutually_exclusive_group()
+    which.add_argument("--run-id", help="the run to follow")
+    which.add_argument("--graph", help="follow the newest run of this graph (waits for one)")
+    tail.add_argument("--stream-mode", nargs="+", help="modes to print (default: every mode the run streamed)")
+    tail.set_defaults(func=_tail)
     return parser
 
 

@@ -22,6 +22,7 @@ __all__ = [
     "InvalidStreamArgumentError",
     "InvalidUpdateError",
     "OtelstreamError",
+    "RemoteStreamError",
     "ReplayError",
     "ReplaySourceError",
     "RunStopped",
@@ -140,6 +141,10 @@ class RunStopped(BaseException):
         """Say why the run stopped."""
         super().__init__(f"the run's consumer stopped reading ({outcome})")
         self.outcome = outcome
+
+
+class RemoteStreamError(ReplaySourceError):
+    """``remote_stream()``: the gateway refused the stream, does not hold the run, or stayed unreachable."""
 
 
 class CheckpointError(OtelstreamError, ValueError):

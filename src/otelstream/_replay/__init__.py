@@ -20,7 +20,7 @@ import datetime
 from collections.abc import Iterator
 from typing import Any
 
-from otelstream._replay._model import Carried, Telemetry
+from otelstream._otlp.records import Carried, Gap, Telemetry, TruncatedPayload
 from otelstream._replay._sources import load
 from otelstream.consumer.channel import Chunk
 from otelstream.consumer.output import make_formatter, normalize_modes
@@ -39,29 +39,6 @@ __all__ = [
     "replay_thread",
     "runs",
 ]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Gap:
-    """Chunks ``first_seq`` to ``first_seq + count - 1`` are missing from the source."""
-
-    first_seq: int
-    count: int
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class TruncatedPayload:
-    """Stands for a chunk whose payload the size cap cut in telemetry.
-
-    Attributes:
-        seq: The chunk's sequence number.
-        size: The payload's full length in characters, when recorded.
-        head: The JSON text that was kept (not decodable on its own).
-    """
-
-    seq: int
-    size: int | None
-    head: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from otelstream._replay._model import Telemetry
+from otelstream._otlp.json_document import attributes, load_document
+from otelstream._otlp.records import Telemetry
 from otelstream.errors import ReplaySourceError
 
 __all__ = ["ReplaySourceError", "load"]
@@ -40,7 +41,7 @@ def load(source: Any, *, project: str = "default", timeout: float = 30.0) -> Tel
     elif isinstance(source, (str, os.PathLike)):
         _load_otlp_json_file(Path(source), telemetry)
     elif isinstance(source, dict):
-        _load_otlp_document(source, telemetry, "document")
+        load_document(source, telemetry, "document")
     else:
         _load_in_memory(source, telemetry)
     return telemetry
@@ -102,122 +103,11 @@ def _load_otlp_json_file(path: Path, telemetry: Telemetry) -> None:
     if not documents:
         raise ReplaySourceError(f"{path} holds no OTLP JSON")
     for where, document in documents:
-        _load_otlp_document(document, telemetry, where)
-
-
-def _load_otlp_document(document: Any, telemetry: Telemetry, where: str) -> None:
-    if not isinstance(document, dict):
-        telemetry.problems.append(f"{where}: not an OTLP JSON object")
-        return
-    # Jaeger v2's API wraps the trace in "result", Tempo's in "trace" (or "batches")
-    for wrapper in ("result", "trace", "data"):
-        if isinstance(document.get(wrapper), dict):
-            document = document[wrapper]
-    resource_spans = _get(document, "resourceSpans", "resource_spans") or document.get("batches") or []
-    resource_logs = _get(document, "resourceLogs", "resource_logs") or []
-    if not resource_spans and not resource_logs:
-        telemetry.problems.append(f"{where}: no resourceSpans or resourceLogs")
-    for resource in _list(resource_spans):
-        for scope in _list(_get(resource, "scopeSpans", "scope_spans", "instrumentationLibrarySpans")):
-            for span in _list(_get(scope, "spans")):
-                _load_otlp_span(span, telemetry, where)
-    for resource in _list(resource_logs):
-        for scope in _list(_get(resource, "scopeLogs", "scope_logs")):
-            for record in _list(_get(scope, "logRecords", "log_records")):
-                if not isinstance(record, dict):
-                    continue
-                name = _get(record, "eventName", "event_name") or ""
-                attributes = _attributes(_get(record, "attributes"))
-                telemetry.add_record(
-                    str(name), attributes, _nanos(_get(record, "timeUnixNano", "time_unix_nano")), where
-                )
-
-
-def _load_otlp_span(span: Any, telemetry: Telemetry, where: str) -> None:
-    if not isinstance(span, dict):
-        return
-    attributes = _attributes(_get(span, "attributes"))
-    telemetry.add_span(
-        str(span.get("name", "")),
-        attributes,
-        _trace_id(_get(span, "traceId", "trace_id")),
-        _nanos(_get(span, "startTimeUnixNano", "start_time_unix_nano")),
-        _nanos(_get(span, "endTimeUnixNano", "end_time_unix_nano")),
-    )
-    for event in _list(_get(span, "events")):
-        if isinstance(event, dict):
-            telemetry.add_record(
-                str(event.get("name", "")),
-                _attributes(_get(event, "attributes")),
-                _nanos(_get(event, "timeUnixNano", "time_unix_nano")),
-                where,
-            )
-
-
-def _get(node: Any, *keys: str) -> Any:
-    if not isinstance(node, dict):
-        return None
-    for key in keys:
-        if key in node:
-            return node[key]
-    return None
+        load_document(document, telemetry, where)
 
 
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
-
-
-def _nanos(value: Any) -> int:
-    try:
-        return int(value or 0)
-    except (TypeError, ValueError):
-        return 0
-
-
-def _trace_id(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _attributes(items: Any) -> dict[str, Any]:
-    if isinstance(items, dict):  # already a plain mapping (Phoenix's REST view)
-        return dict(items)
-    out: dict[str, Any] = {}
-    for item in _list(items):
-        if isinstance(item, dict) and isinstance(item.get("key"), str):
-            out[item["key"]] = _any_value(item.get("value"))
-    return out
-
-
-def _any_value(value: Any) -> Any:
-    if not isinstance(value, dict):
-        return value
-    for key, convert in _SCALARS:
-        if key in value:
-            try:
-                return convert(value[key])
-            except (TypeError, ValueError):
-                return value[key]  # malformed (an intValue that is no integer): reported downstream
-    array = _get(value, "arrayValue", "array_value")
-    if isinstance(array, dict):
-        return [_any_value(v) for v in _list(array.get("values"))]
-    kvlist = _get(value, "kvlistValue", "kvlist_value")
-    if isinstance(kvlist, dict):
-        return _attributes(kvlist.get("values"))
-    return None
-
-
-_SCALARS: tuple[tuple[str, Any], ...] = (
-    ("stringValue", str),
-    ("string_value", str),
-    ("intValue", int),
-    ("int_value", int),
-    ("doubleValue", float),
-    ("double_value", float),
-    ("boolValue", bool),
-    ("bool_value", bool),
-    ("bytesValue", str),
-    ("bytes_value", str),
-)
 
 
 # --- Phoenix --------------------------------------------------------------------------------
@@ -259,7 +149,7 @@ def _load_phoenix_span(span: Any, telemetry: Telemetry) -> None:
         context = {}
     telemetry.add_span(
         str(span.get("name", "")),
-        _attributes(span.get("attributes")),
+        attributes(span.get("attributes")),
         str(context.get("trace_id", "")),
         _iso_nanos(span.get("start_time")),
         _iso_nanos(span.get("end_time")),
@@ -268,7 +158,7 @@ def _load_phoenix_span(span: Any, telemetry: Telemetry) -> None:
         if isinstance(event, dict):
             telemetry.add_record(
                 str(event.get("name", "")),
-                _attributes(event.get("attributes")),
+                attributes(event.get("attributes")),
                 _iso_nanos(event.get("timestamp")),
                 "Phoenix span event",
             )

@@ -1,14 +1,46 @@
-"""What replay reads out of any source: stream records, run ends and run spans."""
+"""What a reader takes out of otelstream's telemetry: stream records, run ends and run spans.
+
+Shared by replay (which reads a whole source) and the gateway (which reads one OTLP request
+at a time), so both understand a record the same way. This module imports nothing from the
+engine: the gateway must not depend on it (an import-linter contract checks that).
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Any
 
-from otelstream.engine.types import STREAM_MODES
 from otelstream.telemetry import semconv
 
-__all__ = ["Carried", "RunEnd", "RunSpan", "Telemetry"]
+__all__ = ["STREAM_MODE_NAMES", "Carried", "Gap", "RunEnd", "RunSpan", "Telemetry", "TruncatedPayload"]
+
+STREAM_MODE_NAMES: frozenset[str] = frozenset(
+    ("values", "updates", "custom", "messages", "tasks", "checkpoints", "debug")
+)
+"""The modes otelstream writes (``engine.types.STREAM_MODES``; a test checks they agree)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Gap:
+    """Chunks ``first_seq`` to ``first_seq + count - 1`` are missing from the source."""
+
+    first_seq: int
+    count: int
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class TruncatedPayload:
+    """Stands for a chunk whose payload the size cap cut in telemetry.
+
+    Attributes:
+        seq: The chunk's sequence number.
+        size: The payload's full length in characters, when recorded.
+        head: The JSON text that was kept (not decodable on its own).
+    """
+
+    seq: int
+    size: int | None
+    head: str
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -25,6 +57,7 @@ class Carried:
     truncated: bool
     size: int | None
     timestamp: int
+    trace_id: str = ""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -65,8 +98,8 @@ class Telemetry:
     spans: dict[str, RunSpan] = dataclasses.field(default_factory=dict)
     problems: list[str] = dataclasses.field(default_factory=list)
 
-    def add_record(self, name: str, attributes: dict[str, Any], timestamp: int, where: str) -> None:
-        """Take one log record or span event, if it is otelstream's."""
+    def add_record(self, name: str, attributes: dict[str, Any], timestamp: int, where: str, trace_id: str = "") -> None:
+        """Take one log record or span event, if it is otelstream's (``trace_id`` in hex, if known)."""
         if not name.startswith(semconv.EVENT_PREFIX):
             return
         try:
@@ -84,7 +117,7 @@ class Telemetry:
                 )
                 return
             mode = name[len(semconv.EVENT_PREFIX) :]
-            if mode not in STREAM_MODES:
+            if mode not in STREAM_MODE_NAMES:
                 self.problems.append(f"{where}: {name} is not a stream mode otelstream writes; ignored")
                 return
             namespace = str(attributes.get(semconv.NAMESPACE) or "")
@@ -96,7 +129,7 @@ class Telemetry:
             self.chunks.append(
                 Carried(
                     run_id=str(attributes[semconv.RUN_ID]),
-                    seq=_int(attributes[semconv.SEQ], semconv.SEQ),
+                    seq=_seq(attributes[semconv.SEQ]),
                     mode=mode,
                     namespace=tuple(namespace.split("|")) if namespace else (),
                     graph=str(attributes.get(semconv.GRAPH, "")),
@@ -107,6 +140,7 @@ class Telemetry:
                     if semconv.PAYLOAD_SIZE in attributes
                     else None,
                     timestamp=int(timestamp or 0),
+                    trace_id=trace_id,
                 )
             )
         except (KeyError, TypeError, ValueError) as exc:
@@ -148,10 +182,17 @@ def _int(value: Any, what: str) -> int:
     return int(value)
 
 
+def _seq(value: Any) -> int:
+    seq = _int(value, semconv.SEQ)
+    if seq < 0:
+        raise ValueError(f"{semconv.SEQ} is {seq}, not a position in a stream")
+    return seq
+
+
 def _modes(value: Any) -> tuple[str, ...] | None:
     if not isinstance(value, (list, tuple)):
         return None
-    return tuple(str(m) for m in value if str(m) in STREAM_MODES)
+    return tuple(str(m) for m in value if str(m) in STREAM_MODE_NAMES)
 
 
 def _optional_bool(value: Any) -> bool | None:
