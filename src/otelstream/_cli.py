@@ -87,8 +87,9 @@ def _summarise_file(path: Path) -> tuple[int, int, set[str]]:
 
 def _demo(args: argparse.Namespace) -> int:
     import otelstream
+    from otelstream.telemetry import environment
 
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    endpoint = environment.OTLP_ENDPOINT.get()
     output = Path(args.output)
     if endpoint:
         export = otelstream.ExportOptions(otlp=True)
@@ -98,7 +99,7 @@ def _demo(args: argparse.Namespace) -> int:
             output.unlink()
         export = otelstream.ExportOptions(file=str(output))
         destination = str(output)
-    otelstream.configure(export=export, service_name=os.environ.get("OTEL_SERVICE_NAME", "otelstream-demo"))
+    otelstream.configure(export=export, service_name=environment.SERVICE_NAME.get() or "otelstream-demo")
     graph, demo_input = _load_graph(args.graph)
     modes = list(args.stream_mode)
     width = shutil.get_terminal_size((120, 20)).columns - 40

@@ -9,12 +9,15 @@ Resolution, on every run (so an application may set its providers after import):
 
 otelstream adds its :class:`~otelstream.consumer.processor.StreamLogRecordProcessor` to
 whichever ``LoggerProvider`` it emits through, once per provider.
+
+Every setting is declared once, in :mod:`otelstream.telemetry.environment`, and resolves
+the same way with or without :func:`configure`: its keyword argument, else the environment
+variable, else the default — read at the start of each run.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import threading
 import weakref
 from collections.abc import Sequence
@@ -33,7 +36,7 @@ from otelstream.consumer.output import InvalidStreamArgumentError
 from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter
 from otelstream.consumer.span_events import install_span_event_hook
 from otelstream.engine.types import STREAM_MODES
-from otelstream.telemetry import semconv
+from otelstream.telemetry import environment, semconv
 from otelstream.telemetry.emit import Pipeline
 from otelstream.telemetry.export import DROPS, BackpressureLogRecordProcessor
 from otelstream.telemetry.file_exporter import (
@@ -45,16 +48,6 @@ from otelstream.telemetry.metrics import RunMetrics
 from otelstream.telemetry.redact import Redactor
 
 __all__ = ["ExportOptions", "configure", "current_pipeline", "router", "shutdown"]
-
-ENV_SPAN_EVENT_MODES = "OTELSTREAM_SPAN_EVENT_MODES"
-"""Comma-separated stream modes carried as span events instead of log records."""
-ENV_REDACT = "OTELSTREAM_REDACT"
-"""``false`` turns credential redaction in telemetry payloads off (default on)."""
-ENV_PAYLOADS = "OTELSTREAM_PAYLOADS"
-"""``none`` sends no payloads at all (metadata-only telemetry); default ``full``."""
-ENV_MAX_PAYLOAD_BYTES = "OTELSTREAM_MAX_PAYLOAD_BYTES"
-"""Cap on the JSON payload written into telemetry (default 65536); the stream is never capped."""
-_DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
 
 
 def _version() -> str:
@@ -80,20 +73,47 @@ class ExportOptions:
 
 @dataclasses.dataclass(slots=True)
 class _Settings:
+    """What :func:`configure` was given; None: the environment decides (then the default)."""
+
     tracer_provider: TracerProvider | None = None
     logger_provider: LoggerProvider | None = None
     export: ExportOptions = dataclasses.field(default_factory=ExportOptions)
     service_name: str | None = None
-    max_payload_bytes: int = _DEFAULT_MAX_PAYLOAD_BYTES
-    span_event_modes: frozenset[str] = frozenset()
+    max_payload_bytes: int | None = None
+    span_event_modes: frozenset[str] | None = None
     meter_provider: MeterProvider | None = None
     per_run_metrics: bool = True
     prometheus: tuple[str, int] | None = None
-    redactor: Redactor | None = dataclasses.field(default_factory=Redactor)
-    payloads: bool = True
+    redact: bool | Redactor | None = None
+    payloads: Literal["full", "none"] | None = None
     capture_message_content: bool | None = None
     span_processors: tuple[SpanProcessor, ...] = ()
     log_record_processors: tuple[LogRecordProcessor, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _StreamSettings:
+    """The settings a run's pipeline is built from, resolved: ``configure()``, environment, default."""
+
+    max_payload_bytes: int
+    span_event_modes: frozenset[str]
+    redactor: Redactor | None
+    payloads: bool
+
+
+_DEFAULT_REDACTOR = Redactor()
+
+
+def _stream_settings() -> _StreamSettings:
+    redact = _settings.redact
+    if redact is None:
+        redact = environment.REDACT.get()
+    return _StreamSettings(
+        max_payload_bytes=environment.MAX_PAYLOAD_BYTES.value(_settings.max_payload_bytes),
+        span_event_modes=environment.SPAN_EVENT_MODES.value(_settings.span_event_modes),
+        redactor=redact if isinstance(redact, Redactor) else (_DEFAULT_REDACTOR if redact else None),
+        payloads=environment.PAYLOADS.value(_settings.payloads) == "full",
+    )
 
 
 _lock = threading.RLock()
@@ -103,7 +123,8 @@ _processor = StreamLogRecordProcessor(_router)
 _attached: weakref.WeakSet[LoggerProvider] = weakref.WeakSet()
 _private: dict[str, Any] = {}  # "export": (TracerProvider, LoggerProvider), "stream": LoggerProvider
 # the last resolved pipeline, kept with its providers (not their ids, which get reused)
-_last: list[tuple[Any, Any, Pipeline]] = []
+# and the settings it was built from
+_last: list[tuple[Any, Any, _StreamSettings, Pipeline]] = []
 
 
 def router() -> StreamRouter:
@@ -114,29 +135,32 @@ def router() -> StreamRouter:
 def _otlp_wanted(options: ExportOptions) -> bool:
     if options.otlp is not None:
         return options.otlp
-    return any(
-        os.environ.get(name)
-        for name in (
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-        )
-    )
+    endpoints = (environment.OTLP_ENDPOINT, environment.OTLP_TRACES_ENDPOINT, environment.OTLP_LOGS_ENDPOINT)
+    return any(var.get() for var in endpoints)
 
 
 def _otlp_exporters() -> tuple[SpanExporter, LogRecordExporter]:
-    protocol = os.environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
-    )
-    if protocol == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc import _log_exporter as grpc_logs
-        from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_traces
+    # each signal's own variable wins over the general one, as in the SDK's exporters
+    protocol = environment.OTLP_PROTOCOL.get()
+    span_exporter: SpanExporter
+    log_exporter: LogRecordExporter
+    if (environment.OTLP_TRACES_PROTOCOL.get() or protocol) == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
-        return grpc_traces.OTLPSpanExporter(), grpc_logs.OTLPLogExporter()
-    from otelstream.telemetry.otlp_wire import StreamLogExporter, StreamSpanExporter
+        span_exporter = OTLPSpanExporter()
+    else:
+        from otelstream.telemetry.otlp_wire import StreamSpanExporter
 
-    return StreamSpanExporter(), StreamLogExporter()
+        span_exporter = StreamSpanExporter()
+    if (environment.OTLP_LOGS_PROTOCOL.get() or protocol) == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter
+
+        log_exporter = OTLPLogExporter()
+    else:
+        from otelstream.telemetry.otlp_wire import StreamLogExporter
+
+        log_exporter = StreamLogExporter()
+    return span_exporter, log_exporter
 
 
 def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
@@ -179,6 +203,7 @@ def _stream_only_provider() -> LoggerProvider:
 
 def current_pipeline() -> Pipeline:
     """Return the pipeline a run starting now emits through (see the module docstring)."""
+    stream = _stream_settings()
     tracer_provider: Any = _settings.tracer_provider or trace.get_tracer_provider()
     logger_provider: Any = _settings.logger_provider or _logs.get_logger_provider()
     if not isinstance(tracer_provider, TracerProvider) or not isinstance(logger_provider, LoggerProvider):
@@ -189,8 +214,8 @@ def current_pipeline() -> Pipeline:
         if not isinstance(logger_provider, LoggerProvider):
             logger_provider = private_logger
     last = _last[0] if _last else None
-    if last is not None and last[0] is tracer_provider and last[1] is logger_provider:
-        return last[2]
+    if last is not None and last[0] is tracer_provider and last[1] is logger_provider and last[2] == stream:
+        return last[3]
     with _lock:
         if logger_provider not in _attached:
             logger_provider.add_log_record_processor(_processor)
@@ -199,21 +224,21 @@ def current_pipeline() -> Pipeline:
             tracer=tracer_provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, _version()),
             export_logger=logger_provider.get_logger(semconv.INSTRUMENTATION_SCOPE, _version()),
             stream_logger=_stream_only_provider().get_logger(semconv.INSTRUMENTATION_SCOPE, _version()),
-            max_payload_bytes=_settings.max_payload_bytes,
-            span_event_modes=_settings.span_event_modes,
+            max_payload_bytes=stream.max_payload_bytes,
+            span_event_modes=stream.span_event_modes,
             metrics=_run_metrics(),
-            redactor=_settings.redactor,
-            payloads=_settings.payloads,
+            redactor=stream.redactor,
+            payloads=stream.payloads,
             capture_content=_settings.capture_message_content,
-            encode_payloads=_settings.payloads and not _exports_nothing(logger_provider),
+            encode_payloads=stream.payloads and not _exports_nothing(logger_provider, stream),
         )
         if pipeline.span_event_modes:
             install_span_event_hook(_router)
-        _last[:] = [(tracer_provider, logger_provider, pipeline)]
+        _last[:] = [(tracer_provider, logger_provider, stream, pipeline)]
         return pipeline
 
 
-def _exports_nothing(logger_provider: LoggerProvider) -> bool:
+def _exports_nothing(logger_provider: LoggerProvider, stream: _StreamSettings) -> bool:
     # only otelstream's own provider is known to have no exporter; an application's
     # provider may export anything (span events carry payloads to span exporters)
     private = _private.get("export")
@@ -221,7 +246,7 @@ def _exports_nothing(logger_provider: LoggerProvider) -> bool:
         private is not None
         and private[1] is logger_provider
         and bool(_private.get("export_silent"))
-        and not _settings.span_event_modes
+        and not stream.span_event_modes
     )
 
 
@@ -291,7 +316,10 @@ def configure(
     """Set where otelstream's telemetry goes.
 
     Optional: without it otelstream uses the application's global SDK providers, or private
-    ones that export nowhere. Calling it again replaces the previous settings.
+    ones that export nowhere, and the ``OTELSTREAM_*`` environment variables. Calling it
+    again replaces the previous settings. A setting left at None follows its environment
+    variable (read at the start of each run), else its default; see
+    :mod:`otelstream.telemetry.environment`.
 
     Args:
         tracer_provider: Emit spans through this provider instead of the global one.
@@ -323,24 +351,19 @@ def configure(
         additional_log_record_processors: Added to otelstream's private logger provider.
 
     Raises:
-        ValueError: ``max_payload_bytes`` is not positive, or a span event mode is unknown.
+        ValueError: ``max_payload_bytes`` is not positive, or ``payloads`` is neither
+            ``"full"`` nor ``"none"``.
+        InvalidStreamArgumentError: a span event mode is unknown.
     """
-    if redact is None:
-        redact = os.environ.get(ENV_REDACT, "true").strip().lower() not in ("0", "false", "no", "off")
-    if payloads is None:
-        payloads = "none" if os.environ.get(ENV_PAYLOADS, "full").strip().lower() == "none" else "full"
-    if payloads not in ("full", "none"):
+    if payloads is not None and payloads not in ("full", "none"):
         raise ValueError(f"payloads must be 'full' or 'none', got {payloads!r}")
-    if span_event_modes is None:
-        span_event_modes = [m.strip() for m in os.environ.get(ENV_SPAN_EVENT_MODES, "").split(",") if m.strip()]
-    unknown = sorted(set(span_event_modes) - STREAM_MODES)
-    if unknown:
-        raise InvalidStreamArgumentError(
-            f"Unknown span_event_modes {unknown}; expected modes among {sorted(STREAM_MODES)}"
-        )
-    if max_payload_bytes is None:
-        max_payload_bytes = int(os.environ.get(ENV_MAX_PAYLOAD_BYTES, _DEFAULT_MAX_PAYLOAD_BYTES))
-    if max_payload_bytes <= 0:
+    if span_event_modes is not None:
+        unknown = sorted(set(span_event_modes) - STREAM_MODES)
+        if unknown:
+            raise InvalidStreamArgumentError(
+                f"Unknown span_event_modes {unknown}; expected modes among {sorted(STREAM_MODES)}"
+            )
+    if max_payload_bytes is not None and max_payload_bytes <= 0:
         raise ValueError(f"max_payload_bytes must be positive, got {max_payload_bytes}")
     with _lock:
         shutdown()
@@ -349,12 +372,12 @@ def configure(
         _settings.export = export or ExportOptions()
         _settings.service_name = service_name
         _settings.max_payload_bytes = max_payload_bytes
-        _settings.span_event_modes = frozenset(span_event_modes)
+        _settings.span_event_modes = None if span_event_modes is None else frozenset(span_event_modes)
         _settings.meter_provider = meter_provider
         _settings.per_run_metrics = per_run_metrics
         _settings.prometheus = prometheus
-        _settings.redactor = redact if isinstance(redact, Redactor) else (Redactor() if redact else None)
-        _settings.payloads = payloads == "full"
+        _settings.redact = redact
+        _settings.payloads = payloads
         _settings.capture_message_content = capture_message_content
         _settings.span_processors = tuple(additional_span_processors)
         _settings.log_record_processors = tuple(additional_log_record_processors)

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import threading
 from collections.abc import Callable
 from types import TracebackType
 from typing import ParamSpec, TypeVar
 
+from otelstream.telemetry import environment
 from otelstream.telemetry._sdk import suppressed
 
 __all__ = ["handle_internal_errors", "log_internal_error", "reraise_internal_errors"]
@@ -35,7 +35,7 @@ def reraise_internal_errors() -> bool:
     The test suite sets it so otelstream's own bugs fail tests instead of being logged;
     tests of the fallback unset it.
     """
-    return os.environ.get("OTELSTREAM_RAISE_INTERNAL", "") == "1"
+    return environment.RAISE_INTERNAL.get()
 
 
 def log_internal_error(what: str, exc: BaseException) -> None:
