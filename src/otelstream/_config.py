@@ -8,7 +8,9 @@ Resolution, on every run (so an application may set its providers after import):
    (or ``OTEL_EXPORTER_OTLP_ENDPOINT``) asked for, or nowhere.
 
 otelstream adds its :class:`~otelstream.consumer.processor.StreamLogRecordProcessor` to
-whichever ``LoggerProvider`` it emits through, once per provider.
+whichever ``LoggerProvider`` it emits through, once per provider: first on its own
+providers, so the live consumer receives each chunk before any exporter queues it; after
+the application's processors on the application's provider (its order is its own).
 
 Every setting is declared once, in :mod:`otelstream.telemetry.environment`, and resolves
 the same way with or without :func:`configure`: its keyword argument, else the environment
@@ -170,6 +172,11 @@ def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
         resource = Resource.create(attributes)
         tracer_provider = TracerProvider(resource=resource)
         logger_provider = LoggerProvider(resource=resource)
+        # the live consumer first: the SDK calls processors in the order they were added, and
+        # an export queue that makes the producer wait (backpressure) must not delay the
+        # moment stream() receives the chunk (docs/reliability.md, "Processor order")
+        logger_provider.add_log_record_processor(_processor)
+        _attached.add(logger_provider)
         options = _settings.export
         if options.file:
             file = OTLPJsonFile(options.file)
