@@ -139,13 +139,29 @@ def watch() -> Iterator[_Watch]:
     otel_logger.removeHandler(handler)
 
 
+# errors are logged once per place and exception type for the whole process: each test
+# raises a type of its own, so no other test has logged it before
+
+
+class _EveryChunkBug(Exception):
+    pass
+
+
+class _FirstBug(Exception):
+    pass
+
+
+class _OtherBug(Exception):
+    pass
+
+
 def test_an_internal_error_on_every_chunk_is_logged_once_under_suppression(
     telemetry: Telemetry, watch: _Watch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OTELSTREAM_RAISE_INTERNAL")
 
     def broken_put(self: RunChannel, seq: int, chunk: Any) -> None:
-        raise RuntimeError("processor bug")
+        raise _EveryChunkBug("processor bug")
 
     monkeypatch.setattr(RunChannel, "put", broken_put)
     list(_graph(50).stream({"n": 0}, stream_mode="custom"))
@@ -161,7 +177,7 @@ def test_a_different_internal_error_at_the_same_place_is_logged_too(
     telemetry: Telemetry, watch: _Watch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OTELSTREAM_RAISE_INTERNAL")
-    errors = iter([KeyError("first"), KeyError("again"), TypeError("other")])
+    errors = iter([_FirstBug("first"), _FirstBug("again"), _OtherBug("other")])
 
     def broken_put(self: RunChannel, seq: int, chunk: Any) -> None:
         raise next(errors)
