@@ -140,6 +140,38 @@ def test_a_stalled_exporter_blocks_the_app_at_most_briefly_then_drops_with_a_cou
     processor.shutdown()
 
 
+class _RecordingWaits(CountingExporter):
+    """A stalled exporter: each export waits for ``block``, and records whether it was released."""
+
+    def __init__(self, block: threading.Event) -> None:
+        super().__init__()
+        self.released: list[bool] = []
+        self.gate = block
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        self.released.append(self.gate.wait(timeout=5))
+        return super().export(batch)
+
+
+def test_a_stalled_export_queue_does_not_delay_the_live_consumer() -> None:
+    # the exporter holds chunk 0, the queue (size 1) chunk 1, so the export processor makes
+    # the node wait at chunk 2; the consumer must see chunk 2 first, or nobody releases the
+    # exporter and its wait times out
+    received_chunk_2 = threading.Event()
+    exporter = _RecordingWaits(received_chunk_2)
+    processor, _ = _configure(exporter, max_queue_size=1, max_export_batch_size=1, stall_millis=60_000)
+    streamed = []
+    for chunk in _burst_graph(3).stream({"n": 0}, stream_mode="custom"):
+        streamed.append(chunk)
+        if chunk == 2:
+            received_chunk_2.set()
+    assert processor.force_flush(10_000)
+    assert streamed == [0, 1, 2]
+    assert exporter.released and all(exporter.released)  # never by the timeout
+    assert sorted(exporter.seqs) == [0, 1, 2]
+    processor.shutdown()
+
+
 def test_drop_ledger_counts_only_active_runs() -> None:
     ledger = DropLedger()
 

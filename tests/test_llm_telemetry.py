@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 import otelstream
 from otelstream import START, MessagesState, StateGraph, ToolNode, llm_call, stream_llm, tools_condition
-from otelstream.telemetry import semconv
+from otelstream.telemetry import environment, semconv
 from otelstream.telemetry.codec import decode, encode, encode_tuple
 from tests.helpers import rebuild, stream_records
 
@@ -128,7 +128,7 @@ def test_langchain_call_is_a_chat_span_under_the_node_with_metrics(exported: Exp
 def test_own_api_records_usage_finish_reason_and_content_when_asked(
     exported: Exported, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, "SPAN_ONLY")
+    monkeypatch.setenv(environment.CAPTURE_MESSAGE_CONTENT.name, "SPAN_ONLY")
 
     def node(state: Any) -> Any:
         with llm_call(model="tiny-1", provider="acme", input_messages=[{"role": "user", "content": "q"}]) as call:
@@ -431,9 +431,9 @@ def test_message_content_capture_setting(
     monkeypatch: pytest.MonkeyPatch, setting: bool | None, env: str | None, payloads: Any, captured: bool
 ) -> None:
     if env is None:
-        monkeypatch.delenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, raising=False)
+        monkeypatch.delenv(environment.CAPTURE_MESSAGE_CONTENT.name, raising=False)
     else:
-        monkeypatch.setenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, env)
+        monkeypatch.setenv(environment.CAPTURE_MESSAGE_CONTENT.name, env)
     spans = InMemorySpanExporter()
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(spans))

@@ -18,7 +18,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 import otelstream
 from otelstream import START, InMemorySaver, StateGraph, ToolNode, add_messages, get_stream_writer, llm_call
 from otelstream.engine.types import STREAM_MODES
-from otelstream.telemetry import semconv
+from otelstream.telemetry import environment
 from otelstream.telemetry.codec import decode, encode
 from otelstream.telemetry.redact import MARKER, Redactor
 from tests.conftest import Telemetry, make_telemetry
@@ -602,7 +602,7 @@ def sink(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.Mon
     for key, value in _values("environment").items():
         monkeypatch.setenv(f"SCAN_{key.upper()}", str(value))
     monkeypatch.setenv("MY_SERVICE_PASSWORD", _secret("environment", "password_kv"))
-    monkeypatch.setenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, "SPAN_ONLY")
+    monkeypatch.setenv(environment.CAPTURE_MESSAGE_CONTENT.name, "SPAN_ONLY")
     sink = Sink(request.param, tmp_path, monkeypatch)
     yield sink
     sink.close()
@@ -643,7 +643,7 @@ def test_no_credential_shape_leaves_the_process_from_any_place_carrier_or_sink(s
 
 def test_the_scan_finds_every_secret_when_redaction_is_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # the scan above can fail: unredacted, every place's secrets are in the exported bytes
-    monkeypatch.setenv(semconv.ENV_CAPTURE_MESSAGE_CONTENT, "SPAN_ONLY")
+    monkeypatch.setenv(environment.CAPTURE_MESSAGE_CONTENT.name, "SPAN_ONLY")
     sink = Sink("memory", tmp_path, monkeypatch)
     try:
         sink.configure(redact=False)

@@ -331,11 +331,6 @@ def test_a_run_left_open_at_exit_keeps_exporting_to_its_capture() -> None:
     assert captured.runs()[0].outcome == "completed"
 
 
-@pytest.mark.xfail(
-    reason="configure() shuts the private providers down, and their additional processors with them: "
-    "restoring needs a way to swap settings without shutting down (see the issue #16 report)",
-    strict=True,
-)
 def test_additional_processors_keep_receiving_after_a_capture() -> None:
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter

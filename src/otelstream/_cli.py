@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import otelstream
+from otelstream.telemetry import environment
 from otelstream.telemetry.codec import encode
 
 if TYPE_CHECKING:
@@ -29,7 +30,6 @@ __all__ = ["main"]
 
 _DEFAULT_GRAPH = "examples/ingest.py:graph"
 _DEFAULT_OUTPUT = "otelstream-telemetry/demo.otlp.jsonl"
-_TOKEN_ENV = "OTELSTREAM_SERVE_TOKEN"
 _TAIL_WAIT_S = 60.0
 
 
@@ -93,7 +93,7 @@ def _summarise_file(path: Path) -> tuple[int, int, set[str]]:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    endpoint = environment.OTLP_ENDPOINT.get()
     output = Path(args.output)
     if endpoint:
         export = otelstream.ExportOptions(otlp=True)
@@ -103,7 +103,7 @@ def _demo(args: argparse.Namespace) -> int:
             output.unlink()
         export = otelstream.ExportOptions(file=str(output))
         destination = str(output)
-    otelstream.configure(export=export, service_name=os.environ.get("OTEL_SERVICE_NAME", "otelstream-demo"))
+    otelstream.configure(export=export, service_name=environment.SERVICE_NAME.get() or "otelstream-demo")
     graph, demo_input = _load_graph(args.graph)
     modes = list(args.stream_mode)
     width = shutil.get_terminal_size((120, 20)).columns - 40
@@ -194,7 +194,7 @@ def _serve(args: argparse.Namespace) -> int:
         reorder_window_s=args.reorder_window,
     )
     options = GatewayOptions(
-        token=os.environ.get(_TOKEN_ENV) or None,
+        token=environment.SERVE_TOKEN.get() or None,
         limits=limits,
         max_body=args.max_body_mb * 1024 * 1024,
         grpc_port=args.grpc_port or None,
@@ -205,7 +205,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    token = os.environ.get(_TOKEN_ENV) or None
+    token = environment.SERVE_TOKEN.get() or None
     run_id = args.run_id or _newest_run(args.url, args.graph, token)
     modes = list(args.stream_mode) if args.stream_mode else None
     width = shutil.get_terminal_size((120, 20)).columns - 40
@@ -282,7 +282,7 @@ def _parser() -> argparse.ArgumentParser:
     runs.set_defaults(func=_runs)
 
     serve = sub.add_parser(
-        "serve", help=f"run the stream gateway: OTLP in, live run streams out (token: ${_TOKEN_ENV})"
+        "serve", help=f"run the stream gateway: OTLP in, live run streams out (token: ${environment.SERVE_TOKEN.name})"
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: %(default)s, loopback only)")
     serve.add_argument("--port", type=int, default=4320, help="HTTP port: OTLP/HTTP, API, page (default: %(default)s)")

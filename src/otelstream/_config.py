@@ -8,16 +8,22 @@ Resolution, on every run (so an application may set its providers after import):
    (or ``OTEL_EXPORTER_OTLP_ENDPOINT``) asked for, or nowhere.
 
 otelstream adds its :class:`~otelstream.consumer.processor.StreamLogRecordProcessor` to
-whichever ``LoggerProvider`` it emits through, once per provider.
+whichever ``LoggerProvider`` it emits through, once per provider: first on its own
+providers, so the live consumer receives each chunk before any exporter queues it; after
+the application's processors on the application's provider (its order is its own).
+
+Every setting is declared once, in :mod:`otelstream.telemetry.environment`, and resolves
+the same way with or without :func:`configure`: its keyword argument, else the environment
+variable, else the default — read at the start of each run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from opentelemetry import _logs, metrics, trace
@@ -34,7 +40,7 @@ from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter
 from otelstream.consumer.span_events import install_span_event_hook
 from otelstream.engine.types import STREAM_MODES
 from otelstream.errors import InvalidStreamArgumentError
-from otelstream.telemetry import semconv
+from otelstream.telemetry import environment, semconv
 from otelstream.telemetry.export import DROPS, BackpressureLogRecordProcessor
 from otelstream.telemetry.file_exporter import (
     OTLPJsonFile,
@@ -45,17 +51,7 @@ from otelstream.telemetry.metrics import RunMetrics
 from otelstream.telemetry.pipeline import Pipeline
 from otelstream.telemetry.redact import Redactor
 
-__all__ = ["ExportOptions", "configure", "current_pipeline", "router", "shutdown"]
-
-ENV_SPAN_EVENT_MODES = "OTELSTREAM_SPAN_EVENT_MODES"
-"""Comma-separated stream modes carried as span events instead of log records."""
-ENV_REDACT = "OTELSTREAM_REDACT"
-"""``false`` turns credential redaction in telemetry payloads off (default on)."""
-ENV_PAYLOADS = "OTELSTREAM_PAYLOADS"
-"""``none`` sends no payloads at all (metadata-only telemetry); default ``full``."""
-ENV_MAX_PAYLOAD_BYTES = "OTELSTREAM_MAX_PAYLOAD_BYTES"
-"""Cap on the JSON payload written into telemetry (default 65536); the stream is never capped."""
-_DEFAULT_MAX_PAYLOAD_BYTES = 64 * 1024
+__all__ = ["ExportOptions", "configure", "current_pipeline", "override", "router", "shutdown"]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -75,20 +71,47 @@ class ExportOptions:
 
 @dataclasses.dataclass(slots=True)
 class _Settings:
+    """What :func:`configure` was given; None: the environment decides (then the default)."""
+
     tracer_provider: TracerProvider | None = None
     logger_provider: LoggerProvider | None = None
     export: ExportOptions = dataclasses.field(default_factory=ExportOptions)
     service_name: str | None = None
-    max_payload_bytes: int = _DEFAULT_MAX_PAYLOAD_BYTES
-    span_event_modes: frozenset[str] = frozenset()
+    max_payload_bytes: int | None = None
+    span_event_modes: frozenset[str] | None = None
     meter_provider: MeterProvider | None = None
     per_run_metrics: bool = True
     prometheus: tuple[str, int] | None = None
-    redactor: Redactor | None = dataclasses.field(default_factory=Redactor)
-    payloads: bool = True
+    redact: bool | Redactor | None = None
+    payloads: Literal["full", "none"] | None = None
     capture_message_content: bool | None = None
     span_processors: tuple[SpanProcessor, ...] = ()
     log_record_processors: tuple[LogRecordProcessor, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _StreamSettings:
+    """The settings a run's pipeline is built from, resolved: ``configure()``, environment, default."""
+
+    max_payload_bytes: int
+    span_event_modes: frozenset[str]
+    redactor: Redactor | None
+    payloads: bool
+
+
+_DEFAULT_REDACTOR = Redactor()
+
+
+def _stream_settings() -> _StreamSettings:
+    redact = _settings.redact
+    if redact is None:
+        redact = environment.REDACT.get()
+    return _StreamSettings(
+        max_payload_bytes=environment.MAX_PAYLOAD_BYTES.value(_settings.max_payload_bytes),
+        span_event_modes=environment.SPAN_EVENT_MODES.value(_settings.span_event_modes),
+        redactor=redact if isinstance(redact, Redactor) else (_DEFAULT_REDACTOR if redact else None),
+        payloads=environment.PAYLOADS.value(_settings.payloads) == "full",
+    )
 
 
 _lock = threading.RLock()
@@ -96,9 +119,31 @@ _settings = _Settings()
 _router = StreamRouter()
 _processor = StreamLogRecordProcessor(_router)
 _attached: weakref.WeakSet[LoggerProvider] = weakref.WeakSet()
-_private: dict[str, Any] = {}  # "export": (TracerProvider, LoggerProvider), "stream": LoggerProvider
+
+
+@dataclasses.dataclass(slots=True)
+class _Private:
+    """What otelstream made for itself, built on first need and dropped by :func:`shutdown`.
+
+    Attributes:
+        export: otelstream's own tracer and logger providers (with its exporters).
+        export_silent: Whether nothing but ``stream()`` reads ``export``'s records.
+        stream: The private logger provider of runs the application's sampler dropped.
+        metrics: The instruments runs record into.
+        meter_provider: otelstream's own meter provider, when it made one.
+    """
+
+    export: tuple[TracerProvider, LoggerProvider] | None = None
+    export_silent: bool = False
+    stream: LoggerProvider | None = None
+    metrics: RunMetrics | None = None
+    meter_provider: SdkMeterProvider | None = None
+
+
+_private = _Private()
 # the last resolved pipeline, kept with its providers (not their ids, which get reused)
-_last: list[tuple[Any, Any, Pipeline]] = []
+# and the settings it was built from
+_last: list[tuple[Any, Any, _StreamSettings, Pipeline]] = []
 
 
 def router() -> StreamRouter:
@@ -109,40 +154,48 @@ def router() -> StreamRouter:
 def _otlp_wanted(options: ExportOptions) -> bool:
     if options.otlp is not None:
         return options.otlp
-    return any(
-        os.environ.get(name)
-        for name in (
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-        )
-    )
+    endpoints = (environment.OTLP_ENDPOINT, environment.OTLP_TRACES_ENDPOINT, environment.OTLP_LOGS_ENDPOINT)
+    return any(var.get() for var in endpoints)
 
 
 def _otlp_exporters() -> tuple[SpanExporter, LogRecordExporter]:
-    protocol = os.environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-        os.environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
-    )
-    if protocol == "grpc":
+    # each signal's own variable wins over the general one, as in the SDK's exporters
+    protocol = environment.OTLP_PROTOCOL.get()
+    span_exporter: SpanExporter
+    log_exporter: LogRecordExporter
+    if (environment.OTLP_TRACES_PROTOCOL.get() or protocol) == "grpc":
         # grpc is imported only when asked for: it costs ~0.3 s at start-up
-        from opentelemetry.exporter.otlp.proto.grpc import _log_exporter as grpc_logs  # noqa: PLC0415
-        from opentelemetry.exporter.otlp.proto.grpc import trace_exporter as grpc_traces  # noqa: PLC0415
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
 
-        return grpc_traces.OTLPSpanExporter(), grpc_logs.OTLPLogExporter()
-    # the protobuf message modules load only when something exports over OTLP
-    from otelstream.telemetry.otlp_wire import StreamLogExporter, StreamSpanExporter  # noqa: PLC0415
+        span_exporter = OTLPSpanExporter()
+    else:
+        # the protobuf message modules load only when something exports over OTLP
+        from otelstream.telemetry.otlp_wire import StreamSpanExporter  # noqa: PLC0415
 
-    return StreamSpanExporter(), StreamLogExporter()
+        span_exporter = StreamSpanExporter()
+    if (environment.OTLP_LOGS_PROTOCOL.get() or protocol) == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter  # noqa: PLC0415
+
+        log_exporter = OTLPLogExporter()
+    else:
+        from otelstream.telemetry.otlp_wire import StreamLogExporter  # noqa: PLC0415
+
+        log_exporter = StreamLogExporter()
+    return span_exporter, log_exporter
 
 
 def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
-    providers = _private.get("export")
+    providers = _private.export
     if providers is None:
         attributes = {"service.name": _settings.service_name} if _settings.service_name else {}
         resource = Resource.create(attributes)
         tracer_provider = TracerProvider(resource=resource)
         logger_provider = LoggerProvider(resource=resource)
+        # the live consumer first: the SDK calls processors in the order they were added, and
+        # an export queue that makes the producer wait (backpressure) must not delay the
+        # moment stream() receives the chunk (docs/reliability.md, "Processor order")
+        logger_provider.add_log_record_processor(_processor)
+        _attached.add(logger_provider)
         options = _settings.export
         if options.file:
             file = OTLPJsonFile(options.file)
@@ -157,25 +210,26 @@ def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
         for log_processor in _settings.log_record_processors:
             logger_provider.add_log_record_processor(log_processor)
         providers = (tracer_provider, logger_provider)
-        _private["export"] = providers
+        _private.export = providers
         # nothing but stream() reads this provider's records: payloads need no encoding
-        _private["export_silent"] = not (
+        _private.export_silent = not (
             options.file or _otlp_wanted(options) or _settings.span_processors or _settings.log_record_processors
         )
     return providers
 
 
 def _stream_only_provider() -> LoggerProvider:
-    provider = _private.get("stream")
+    provider = _private.stream
     if provider is None:
         provider = LoggerProvider(resource=Resource.create({}))
         provider.add_log_record_processor(_processor)
-        _private["stream"] = provider
+        _private.stream = provider
     return provider
 
 
 def current_pipeline() -> Pipeline:
     """Return the pipeline a run starting now emits through (see the module docstring)."""
+    stream = _stream_settings()
     tracer_provider: Any = _settings.tracer_provider or trace.get_tracer_provider()
     logger_provider: Any = _settings.logger_provider or _logs.get_logger_provider()
     if not isinstance(tracer_provider, TracerProvider) or not isinstance(logger_provider, LoggerProvider):
@@ -186,8 +240,8 @@ def current_pipeline() -> Pipeline:
         if not isinstance(logger_provider, LoggerProvider):
             logger_provider = private_logger
     last = _last[0] if _last else None
-    if last is not None and last[0] is tracer_provider and last[1] is logger_provider:
-        return last[2]
+    if last is not None and last[0] is tracer_provider and last[1] is logger_provider and last[2] == stream:
+        return last[3]
     with _lock:
         if logger_provider not in _attached:
             logger_provider.add_log_record_processor(_processor)
@@ -196,29 +250,26 @@ def current_pipeline() -> Pipeline:
             tracer=tracer_provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__),
             export_logger=logger_provider.get_logger(semconv.INSTRUMENTATION_SCOPE, __version__),
             stream_logger=_stream_only_provider().get_logger(semconv.INSTRUMENTATION_SCOPE, __version__),
-            max_payload_bytes=_settings.max_payload_bytes,
-            span_event_modes=_settings.span_event_modes,
+            max_payload_bytes=stream.max_payload_bytes,
+            span_event_modes=stream.span_event_modes,
             metrics=_run_metrics(),
-            redactor=_settings.redactor,
-            payloads=_settings.payloads,
+            redactor=stream.redactor,
+            payloads=stream.payloads,
             capture_content=_settings.capture_message_content,
-            encode_payloads=_settings.payloads and not _exports_nothing(logger_provider),
+            encode_payloads=stream.payloads and not _exports_nothing(logger_provider, stream),
         )
         if pipeline.span_event_modes:
             install_span_event_hook(_router)
-        _last[:] = [(tracer_provider, logger_provider, pipeline)]
+        _last[:] = [(tracer_provider, logger_provider, stream, pipeline)]
         return pipeline
 
 
-def _exports_nothing(logger_provider: LoggerProvider) -> bool:
+def _exports_nothing(logger_provider: LoggerProvider, stream: _StreamSettings) -> bool:
     # only otelstream's own provider is known to have no exporter; an application's
     # provider may export anything (span events carry payloads to span exporters)
-    private = _private.get("export")
+    private = _private.export
     return (
-        private is not None
-        and private[1] is logger_provider
-        and bool(_private.get("export_silent"))
-        and not _settings.span_event_modes
+        private is not None and private[1] is logger_provider and _private.export_silent and not stream.span_event_modes
     )
 
 
@@ -249,14 +300,14 @@ def _private_meter_provider() -> MeterProvider | None:
 
 
 def _run_metrics() -> RunMetrics:
-    cached = _private.get("metrics")
+    cached = _private.metrics
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        return cached
     provider: Any = _settings.meter_provider
     if provider is None and not isinstance(metrics.get_meter_provider(), SdkMeterProvider):
         provider = _private_meter_provider()
-        if provider is not None:
-            _private["meter_provider"] = provider
+        if isinstance(provider, SdkMeterProvider):
+            _private.meter_provider = provider
     # the global proxy meter follows a MeterProvider the application sets later
     meter = (
         provider.get_meter(semconv.INSTRUMENTATION_SCOPE, __version__)
@@ -265,7 +316,7 @@ def _run_metrics() -> RunMetrics:
     )
     run_metrics = RunMetrics(meter, per_run=_settings.per_run_metrics)
     DROPS.use_meter(meter)
-    _private["metrics"] = run_metrics
+    _private.metrics = run_metrics
     return run_metrics
 
 
@@ -289,7 +340,10 @@ def configure(
     """Set where otelstream's telemetry goes.
 
     Optional: without it otelstream uses the application's global SDK providers, or private
-    ones that export nowhere. Calling it again replaces the previous settings.
+    ones that export nowhere, and the ``OTELSTREAM_*`` environment variables. Calling it
+    again replaces the previous settings. A setting left at None follows its environment
+    variable (read at the start of each run), else its default; see
+    :mod:`otelstream.telemetry.environment`.
 
     Args:
         tracer_provider: Emit spans through this provider instead of the global one.
@@ -321,52 +375,142 @@ def configure(
         additional_log_record_processors: Added to otelstream's private logger provider.
 
     Raises:
-        ValueError: ``max_payload_bytes`` is not positive, or a span event mode is unknown.
+        ValueError: ``max_payload_bytes`` is not positive, or ``payloads`` is neither
+            ``"full"`` nor ``"none"``.
+        InvalidStreamArgumentError: a span event mode is unknown.
     """
-    if redact is None:
-        redact = os.environ.get(ENV_REDACT, "true").strip().lower() not in ("0", "false", "no", "off")
-    if payloads is None:
-        payloads = "none" if os.environ.get(ENV_PAYLOADS, "full").strip().lower() == "none" else "full"
-    if payloads not in ("full", "none"):
-        raise ValueError(f"payloads must be 'full' or 'none', got {payloads!r}")
-    if span_event_modes is None:
-        span_event_modes = [m.strip() for m in os.environ.get(ENV_SPAN_EVENT_MODES, "").split(",") if m.strip()]
-    unknown = sorted(set(span_event_modes) - STREAM_MODES)
-    if unknown:
-        raise InvalidStreamArgumentError(
-            f"Unknown span_event_modes {unknown}; expected modes among {sorted(STREAM_MODES)}"
-        )
-    if max_payload_bytes is None:
-        max_payload_bytes = int(os.environ.get(ENV_MAX_PAYLOAD_BYTES, _DEFAULT_MAX_PAYLOAD_BYTES))
-    if max_payload_bytes <= 0:
-        raise ValueError(f"max_payload_bytes must be positive, got {max_payload_bytes}")
+    settings = _validated(
+        tracer_provider=tracer_provider,
+        logger_provider=logger_provider,
+        export=export,
+        service_name=service_name,
+        max_payload_bytes=max_payload_bytes,
+        span_event_modes=span_event_modes,
+        meter_provider=meter_provider,
+        per_run_metrics=per_run_metrics,
+        prometheus=prometheus,
+        redact=redact,
+        payloads=payloads,
+        capture_message_content=capture_message_content,
+        additional_span_processors=additional_span_processors,
+        additional_log_record_processors=additional_log_record_processors,
+    )
+    global _settings
     with _lock:
         shutdown()
-        _settings.tracer_provider = tracer_provider
-        _settings.logger_provider = logger_provider
-        _settings.export = export or ExportOptions()
-        _settings.service_name = service_name
-        _settings.max_payload_bytes = max_payload_bytes
-        _settings.span_event_modes = frozenset(span_event_modes)
-        _settings.meter_provider = meter_provider
-        _settings.per_run_metrics = per_run_metrics
-        _settings.prometheus = prometheus
-        _settings.redactor = redact if isinstance(redact, Redactor) else (Redactor() if redact else None)
-        _settings.payloads = payloads == "full"
-        _settings.capture_message_content = capture_message_content
-        _settings.span_processors = tuple(additional_span_processors)
-        _settings.log_record_processors = tuple(additional_log_record_processors)
+        _settings = settings
+
+
+def _validated(
+    *,
+    tracer_provider: TracerProvider | None,
+    logger_provider: LoggerProvider | None,
+    export: ExportOptions | None,
+    service_name: str | None,
+    max_payload_bytes: int | None,
+    span_event_modes: Sequence[str] | None,
+    meter_provider: MeterProvider | None,
+    per_run_metrics: bool,
+    prometheus: tuple[str, int] | None,
+    redact: bool | Redactor | None,
+    payloads: Literal["full", "none"] | None,
+    capture_message_content: bool | None,
+    additional_span_processors: Sequence[SpanProcessor],
+    additional_log_record_processors: Sequence[LogRecordProcessor],
+) -> _Settings:
+    # configure()'s arguments checked and gathered (see its docstring for what each means)
+    if payloads is not None and payloads not in ("full", "none"):
+        raise ValueError(f"payloads must be 'full' or 'none', got {payloads!r}")
+    if span_event_modes is not None:
+        unknown = sorted(set(span_event_modes) - STREAM_MODES)
+        if unknown:
+            raise InvalidStreamArgumentError(
+                f"Unknown span_event_modes {unknown}; expected modes among {sorted(STREAM_MODES)}"
+            )
+    if max_payload_bytes is not None and max_payload_bytes <= 0:
+        raise ValueError(f"max_payload_bytes must be positive, got {max_payload_bytes}")
+    return _Settings(
+        tracer_provider=tracer_provider,
+        logger_provider=logger_provider,
+        export=export or ExportOptions(),
+        service_name=service_name,
+        max_payload_bytes=max_payload_bytes,
+        span_event_modes=None if span_event_modes is None else frozenset(span_event_modes),
+        meter_provider=meter_provider,
+        per_run_metrics=per_run_metrics,
+        prometheus=prometheus,
+        redact=redact,
+        payloads=payloads,
+        capture_message_content=capture_message_content,
+        span_processors=tuple(additional_span_processors),
+        log_record_processors=tuple(additional_log_record_processors),
+    )
+
+
+@contextlib.contextmanager
+def override(
+    *,
+    tracer_provider: TracerProvider | None = None,
+    logger_provider: LoggerProvider | None = None,
+    export: ExportOptions | None = None,
+    span_event_modes: Sequence[str] | None = None,
+    max_payload_bytes: int | None = None,
+    redact: bool | Redactor | None = None,
+    payloads: Literal["full", "none"] | None = None,
+    capture_message_content: bool | None = None,
+) -> Iterator[None]:
+    """Configure otelstream for a ``with`` block, then put the previous configuration back exactly.
+
+    Unlike calling :func:`configure` twice, the configuration in force before is not shut
+    down: its private providers, their additional processors and a Prometheus endpoint keep
+    running and serve again after the block. Private providers made inside the block are
+    shut down at its end. (For tests: :func:`otelstream.testing.capture` uses it.)
+
+    Raises:
+        ValueError: an option is invalid (nothing was changed).
+        InvalidStreamArgumentError: a span event mode is unknown (nothing was changed).
+    """
+    settings = _validated(
+        tracer_provider=tracer_provider,
+        logger_provider=logger_provider,
+        export=export,
+        service_name=None,
+        max_payload_bytes=max_payload_bytes,
+        span_event_modes=span_event_modes,
+        meter_provider=None,
+        per_run_metrics=True,
+        prometheus=None,
+        redact=redact,
+        payloads=payloads,
+        capture_message_content=capture_message_content,
+        additional_span_processors=(),
+        additional_log_record_processors=(),
+    )
+    global _settings, _private
+    with _lock:
+        saved = (_settings, _private, list(_last))
+        _settings = settings
+        # the stream-only provider holds nothing of the configuration: it is shared
+        _private = _Private(stream=saved[1].stream)
+        _last.clear()
+    try:
+        yield
+    finally:
+        with _lock:
+            shutdown()  # the block's own private providers, if any run made them
+            _settings, _private = saved[0], saved[1]
+            _last[:] = saved[2]
 
 
 def shutdown() -> None:
     """Flush and shut down otelstream's private providers (the application's are its own)."""
     with _lock:
-        providers = _private.pop("export", None)
+        providers, _private.export = _private.export, None
         if providers is not None:
             for provider in providers:
                 provider.shutdown()
-        _private.pop("metrics", None)
-        meter_provider = _private.pop("meter_provider", None)
+        _private.metrics = None
+        meter_provider, _private.meter_provider = _private.meter_provider, None
         if meter_provider is not None:
             meter_provider.shutdown()
         _last.clear()
@@ -374,7 +518,7 @@ def shutdown() -> None:
 
 def force_flush(timeout_millis: int = 30000) -> bool:
     """Export everything otelstream's private providers hold; return False on timeout."""
-    providers = _private.get("export")
+    providers = _private.export
     if providers is None:
         return True
     return all(p.force_flush(timeout_millis) for p in providers)

@@ -33,7 +33,6 @@ fine).
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import pprint
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, Literal
@@ -45,7 +44,6 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from otelstream import _config
-from otelstream._config import configure
 from otelstream._replay import Replay, RunSummary, replay, runs
 from otelstream.telemetry import semconv
 from otelstream.telemetry.redact import Redactor
@@ -206,19 +204,14 @@ def capture(
     """Send otelstream's telemetry to fresh in-memory exporters inside the ``with`` block.
 
     Runs started in the block emit through a new SDK ``TracerProvider`` and ``LoggerProvider``
-    with synchronous in-memory exporters, passed to :func:`otelstream.configure`. On exit the
-    configuration in force before is set again, so later runs export where they did before
-    and never reach this capture. A run still streaming at exit keeps exporting here: the
-    providers are not shut down, and the exporters stay readable.
+    with synchronous in-memory exporters. On exit the configuration in force before is put
+    back exactly — nothing of it is shut down, so its exporters, additional processors and
+    Prometheus endpoint carry on — and later runs export where they did before and never reach
+    this capture. A run still streaming at exit keeps exporting here: the capture's providers
+    are not shut down, and the exporters stay readable.
 
     The options are :func:`otelstream.configure`'s, for this capture only; left out, they take
     configure's defaults (and its ``OTELSTREAM_*`` variables), not the previous configuration's.
-
-    Entering and leaving call :func:`otelstream.configure`, which flushes and shuts down
-    otelstream's private providers (they are rebuilt for the next run). Two previous settings
-    therefore do not survive a capture: ``additional_*_processors`` are shut down with them
-    (re-added, they drop what they receive), and ``prometheus=`` tries to serve its port a
-    second time. Capture in tests that do not configure those.
 
     Args:
         span_event_modes: Modes carried as span events instead of log records.
@@ -233,14 +226,13 @@ def capture(
     Raises:
         ValueError: an option is invalid (then nothing was changed).
     """
-    saved = _saved_settings()
     span_exporter = InMemorySpanExporter()
     log_exporter = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call] # the SDK leaves it unannotated
     tracer_provider = TracerProvider()
     tracer_provider.add_span_processor(SimpleSpanProcessor(span_exporter))
     logger_provider = LoggerProvider()
     logger_provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
-    configure(
+    with _config.override(
         tracer_provider=tracer_provider,
         logger_provider=logger_provider,
         span_event_modes=span_event_modes,
@@ -248,11 +240,8 @@ def capture(
         redact=redact,
         payloads=payloads,
         capture_message_content=capture_message_content,
-    )
-    try:
+    ):
         yield Capture(tracer_provider, logger_provider, span_exporter, log_exporter)
-    finally:
-        _restore(saved)
 
 
 def assert_same_stream(
@@ -396,34 +385,3 @@ def _seq(value: Any) -> int:
         return int(value)
     except (TypeError, ValueError):
         return -1
-
-
-# --- saving and restoring the configuration ------------------------------------------------------
-
-
-def _saved_settings() -> _config._Settings:
-    # a copy of the fields configure() set; configure() mutates the settings object in place
-    with _config._lock:
-        return dataclasses.replace(_config._settings)
-
-
-def _restore(saved: _config._Settings) -> None:
-    # configure() is the only public way to set the settings, so the saved fields are mapped
-    # back onto its arguments; passing every one explicitly keeps environment variables from
-    # overriding what was in force
-    configure(
-        tracer_provider=saved.tracer_provider,
-        logger_provider=saved.logger_provider,
-        export=saved.export,
-        service_name=saved.service_name,
-        max_payload_bytes=saved.max_payload_bytes,
-        span_event_modes=sorted(saved.span_event_modes),
-        meter_provider=saved.meter_provider,
-        per_run_metrics=saved.per_run_metrics,
-        prometheus=saved.prometheus,
-        redact=saved.redactor if saved.redactor is not None else False,
-        payloads="full" if saved.payloads else "none",
-        capture_message_content=saved.capture_message_content,
-        additional_span_processors=saved.span_processors,
-        additional_log_record_processors=saved.log_record_processors,
-    )

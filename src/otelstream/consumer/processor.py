@@ -81,9 +81,12 @@ def route(router: StreamRouter, name: str, attributes: Any, payload: Any = _MISS
 class StreamLogRecordProcessor(LogRecordProcessor):
     """Feeds ``stream()`` iterators from ``otelstream.<mode>`` log records.
 
-    Contract: called on the emitting thread; never blocks and never raises (a failure is
-    logged once and the application carries on). Records that are not otelstream's, or
-    whose run has no waiting consumer, are ignored.
+    Contract: called on the emitting thread; never raises (a failure is logged once and the
+    application carries on). It may block: when the run's channel is full and the emitting
+    thread is not the consumer's, it waits until the consumer drains the channel or closes
+    the stream (backpressure, see :class:`~otelstream.consumer.channel.RunChannel`); on the
+    consumer's own thread it never waits. Records that are not otelstream's, or whose run
+    has no waiting consumer, are ignored without waiting.
     """
 
     def __init__(self, router: StreamRouter) -> None:

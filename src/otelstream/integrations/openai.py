@@ -22,11 +22,11 @@ import threading
 from typing import Any
 
 import wrapt
-from opentelemetry import context as otel_context
 
 from otelstream.llm import LLMStream, llm_call
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
+from otelstream.telemetry._sdk import is_suppressed
 
 __all__ = ["OpenAIInstrumentor"]
 
@@ -35,8 +35,6 @@ logger = logging.getLogger("otelstream")
 _MODULE = "openai.resources.chat.completions.completions"
 _TARGETS = ("Completions.create", "AsyncCompletions.create")
 _PROVIDER = "openai"
-# the OpenTelemetry API's key: set by exporters (and tests) to silence instrumentation
-_SUPPRESS_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
 _REQUEST_ATTRIBUTES = {
     "temperature": "gen_ai.request.temperature",
     "top_p": "gen_ai.request.top_p",
@@ -46,10 +44,6 @@ _REQUEST_ATTRIBUTES = {
     "presence_penalty": "gen_ai.request.presence_penalty",
     "seed": "gen_ai.request.seed",
 }
-
-
-def _suppressed() -> bool:
-    return bool(otel_context.get_value(_SUPPRESS_KEY))
 
 
 def _start(instance: Any, kwargs: dict[str, Any]) -> LLMStream:
@@ -234,7 +228,7 @@ class _AsyncStream(wrapt.ObjectProxy[Any]):
 
 
 def _sync_create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    if _suppressed():
+    if is_suppressed():  # an exporter's own call, or the application silenced instrumentation
         return wrapped(*args, **kwargs)
     call = _start(instance, kwargs)
     try:
@@ -249,7 +243,7 @@ def _sync_create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
 
 
 async def _async_create(wrapped: Any, instance: Any, args: Any, kwargs: Any) -> Any:
-    if _suppressed():
+    if is_suppressed():  # an exporter's own call, or the application silenced instrumentation
         return await wrapped(*args, **kwargs)
     call = _start(instance, kwargs)
     try:

@@ -17,18 +17,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import metrics
 from opentelemetry.sdk._logs import LogRecordProcessor, ReadWriteLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 
 from otelstream.telemetry import semconv
+from otelstream.telemetry._safe import log_internal_error
+from otelstream.telemetry._sdk import suppressed
 
 __all__ = ["DROPS", "BackpressureLogRecordProcessor", "DropLedger"]
 
 logger = logging.getLogger("otelstream")
-
-_SUPPRESS = otel_context.create_key("suppress_instrumentation")
 
 
 class DropLedger:
@@ -149,8 +148,8 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
                 self._queue.append(log_record)
                 if len(self._queue) >= self._batch:
                     self._cond.notify_all()
-        except Exception:  # never break the application
-            logger.exception("otelstream could not queue a record for export")
+        except Exception as exc:  # never break the application
+            log_internal_error("queueing a record for export", exc)
 
     def _making_progress(self) -> bool:
         if not self._healthy:
@@ -163,10 +162,11 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
         self._ledger.record(log_record)
         if not self._warned:
             self._warned = True
-            logger.warning(
-                "otelstream: the exporter is failing or stalled; stream records are being dropped "
-                "(counted per run on the run span and the otelstream.run.end record)"
-            )
+            with suppressed():
+                logger.warning(
+                    "otelstream: the exporter is failing or stalled; stream records are being dropped "
+                    "(counted per run on the run span and the otelstream.run.end record)"
+                )
 
     # --- worker side ----------------------------------------------------------------------
 
@@ -195,15 +195,15 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
                 self._cond.notify_all()
 
     def _export(self, batch: Sequence[ReadWriteLogRecord]) -> None:
-        token = otel_context.attach(otel_context.set_value(_SUPPRESS, True))
-        try:
-            result = self._exporter.export(batch)  # type: ignore[arg-type]
-            ok = result is LogRecordExportResult.SUCCESS
-        except Exception:
-            logger.exception("otelstream: exporting stream records failed")
-            ok = False
-        finally:
-            otel_context.detach(token)
+        # suppressed as the SDK's processors export: an instrumented HTTP client records no
+        # span of otelstream's own posts
+        with suppressed():
+            try:
+                result = self._exporter.export(batch)  # type: ignore[arg-type]
+                ok = result is LogRecordExportResult.SUCCESS
+            except Exception as exc:
+                log_internal_error("exporting stream records", exc)
+                ok = False
         if not ok:
             for record in batch:
                 self._ledger.record(record)

@@ -15,12 +15,14 @@ from collections.abc import Sequence
 from typing import Any
 
 from google.protobuf.json_format import MessageToDict
-from opentelemetry.exporter.otlp.proto.common._log_encoder import encode_logs
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from otelstream.telemetry import _sdk
 
 __all__ = ["OTLPJsonFile", "OTLPJsonFileLogExporter", "OTLPJsonFileSpanExporter"]
 
@@ -76,6 +78,19 @@ class OTLPJsonFile:
                 self._file.close()
 
 
+def _encode_logs(batch: Sequence[ReadableLogRecord]) -> Any | None:
+    # the SDK's encoder; without it (a release that moved it) otelstream's own, which writes
+    # the same message for otelstream's records and declines anything else (None)
+    message = _sdk.encode_logs(batch)
+    if message is not None:
+        return message
+    # imported here: otlp_wire loads the OTLP/HTTP exporter, which the file export never needs
+    from otelstream.telemetry.otlp_wire import encode_logs_request  # noqa: PLC0415
+
+    data = encode_logs_request(batch)
+    return None if data is None else ExportLogsServiceRequest.FromString(data)
+
+
 class OTLPJsonFileSpanExporter(SpanExporter):
     """Writes spans to an :class:`OTLPJsonFile`."""
 
@@ -105,8 +120,11 @@ class OTLPJsonFileLogExporter(LogRecordExporter):
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Append the records as one ``resourceLogs`` line."""
+        message = _encode_logs(batch)
+        if message is None:
+            return LogRecordExportResult.FAILURE
         try:
-            self._file.write(encode_logs(batch))
+            self._file.write(message)
         except OSError:
             return LogRecordExportResult.FAILURE
         return LogRecordExportResult.SUCCESS

@@ -15,7 +15,6 @@ settings like every other chunk, since they are the stream itself.
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ from opentelemetry import context as otel_context
 from opentelemetry.trace import SpanKind
 
 from otelstream.engine.events import Outcome, RunInfo, Task
-from otelstream.telemetry import semconv
+from otelstream.telemetry import environment, semconv
 from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.codec import encode
 from otelstream.telemetry.messages import emit_message
@@ -33,8 +32,6 @@ from otelstream.telemetry.pipeline import Pipeline, SpanHandle, Streams, StreamT
 from otelstream.telemetry.redact import MARKER, Redactor
 
 __all__ = ["LLMCall", "ToolCall", "capture_content", "stop_calls"]
-
-_CONTENT_ON = frozenset(("SPAN_ONLY", "SPAN_AND_EVENT", "TRUE"))
 
 # the LLM calls still open, per root run: a consumer that stops reading ends them at once
 _OPEN: dict[str, set[LLMCall]] = {}
@@ -52,7 +49,7 @@ def capture_content(pipeline: Pipeline) -> bool:
         return False
     if pipeline.capture_content is not None:
         return pipeline.capture_content
-    return os.environ.get(semconv.ENV_CAPTURE_MESSAGE_CONTENT, "").strip().upper() in _CONTENT_ON
+    return environment.CAPTURE_MESSAGE_CONTENT.get()
 
 
 def stop_calls(root_run_id: str, outcome: Outcome) -> None:

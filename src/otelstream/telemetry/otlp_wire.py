@@ -8,7 +8,8 @@ that are strings, integers, floats, booleans or lists of them — so they are wr
 as protobuf bytes, with the resource and scope encoded once per batch and attribute keys
 cached, in slices that let other threads run in between. Anything else (a log body,
 another attribute type, text that is not UTF-8, an SDK without the HTTP client this relies
-on) goes through the SDK's own exporter unchanged.
+on) goes through the SDK's own exporter unchanged. The SDK internals it uses are read in
+:mod:`otelstream.telemetry._sdk`.
 
 Wire format: ``opentelemetry/proto/{logs,trace}/v1``; the tests parse what this writes with
 the official protobuf classes and compare it with the SDK encoders' output.
@@ -21,13 +22,14 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from opentelemetry.exporter.otlp.proto.common._internal import _encode_instrumentation_scope, _encode_resource
 from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk._logs import ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
+
+from otelstream.telemetry import _sdk
 
 __all__ = ["StreamLogExporter", "StreamSpanExporter", "encode_logs_request", "encode_spans_request"]
 
@@ -140,13 +142,19 @@ def _request(items: Sequence[Any], encode: Any, slice_size: int) -> bytes | None
         return None
     by_resource: dict[int, tuple[Any, list[bytes]]] = {}
     for resource, scope, encoded in groups.values():
-        scoped = _field(b"\x0a", _encode_instrumentation_scope(scope).SerializeToString()) + b"".join(encoded)
+        try:
+            scoped = _field(b"\x0a", _sdk.encode_scope(scope)) + b"".join(encoded)
+        except TypeError:  # a scope attribute OTLP cannot carry: the SDK's encoder decides
+            return None
         if scope is not None and scope.schema_url:
             scoped += _field(b"\x1a", _utf8(scope.schema_url))
         by_resource.setdefault(id(resource), (resource, []))[1].append(_field(b"\x12", scoped))
     out = []
     for resource, scopes in by_resource.values():
-        body = _field(b"\x0a", _encode_resource(resource).SerializeToString()) + b"".join(scopes)
+        try:
+            body = _field(b"\x0a", _sdk.encode_resource(resource)) + b"".join(scopes)
+        except TypeError:
+            return None
         if resource.schema_url:
             body += _field(b"\x1a", _utf8(resource.schema_url))
         out.append(_field(b"\x0a", body))
@@ -225,35 +233,16 @@ def encode_spans_request(spans: Sequence[ReadableSpan], *, slice_size: int = SLI
     return _request(spans, _span, slice_size)
 
 
-def _send(exporter: Any, data: bytes | None, count: int) -> bool | None:
-    # post ``data`` with the SDK exporter's own HTTP client (retries, timeout, compression);
-    # None when the SDK exporter must handle the batch itself
-    client = getattr(exporter, "_client", None)
-    max_size = getattr(exporter, "_max_request_size", None)
-    if data is None or client is None or not hasattr(client, "export") or getattr(exporter, "_shutdown", False):
-        return None
-    if max_size is not None and len(data) > max_size:
-        return None  # the SDK's own handling, warnings included
-    metrics = getattr(exporter, "_metrics", None)
-    if metrics is None:
-        return bool(client.export(data).success)
-    with metrics.export_operation(count) as outcome:  # the SDK exporter's own metrics
-        result = client.export(data)
-        if not result.success:
-            outcome.error = result.error
-            return False
-    return True
-
-
 class StreamLogExporter(OTLPLogExporter):
     """The SDK's OTLP/HTTP log exporter (same settings, retries, environment variables), leaner."""
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Send ``batch``; records the lean encoder does not handle go through the SDK path."""
-        sent = _send(self, encode_logs_request(batch) if hasattr(self, "_client") else None, len(batch))
-        if sent is None:
-            return super().export(batch)
-        return LogRecordExportResult.SUCCESS if sent else LogRecordExportResult.FAILURE
+        client = _sdk.exporter_client(self)
+        data = encode_logs_request(batch) if client is not None else None
+        if client is None or data is None or not client.fits(data):
+            return super().export(batch)  # the SDK's own handling, warnings included
+        return LogRecordExportResult.SUCCESS if client.post(data, len(batch)) else LogRecordExportResult.FAILURE
 
 
 class StreamSpanExporter(OTLPSpanExporter):
@@ -261,7 +250,8 @@ class StreamSpanExporter(OTLPSpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Send ``spans``; spans the lean encoder does not handle go through the SDK path."""
-        sent = _send(self, encode_spans_request(spans) if hasattr(self, "_client") else None, len(spans))
-        if sent is None:
+        client = _sdk.exporter_client(self)
+        data = encode_spans_request(spans) if client is not None else None
+        if client is None or data is None or not client.fits(data):
             return super().export(spans)
-        return SpanExportResult.SUCCESS if sent else SpanExportResult.FAILURE
+        return SpanExportResult.SUCCESS if client.post(data, len(spans)) else SpanExportResult.FAILURE

@@ -30,12 +30,12 @@ from typing import Any
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry._logs import Logger, LogRecord, SeverityNumber
-from opentelemetry.sdk._logs import ReadWriteLogRecord
 from opentelemetry.trace import Link, Span, SpanKind
 
 from otelstream.engine.events import Outcome
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
+from otelstream.telemetry._sdk import clean_record, span_event_limit
 from otelstream.telemetry.codec import encode
 from otelstream.telemetry.failure import record_failure
 from otelstream.telemetry.metrics import RunMetrics
@@ -53,42 +53,6 @@ __all__ = [
     "start_span",
     "take_span_event_payload",
 ]
-
-
-class _CleanRecord(ReadWriteLogRecord):
-    """An SDK record made from attributes otelstream built itself (``str``, ``int``, ``bool``).
-
-    The SDK would re-validate every value of every record (a fifth of a chunk's cost in
-    ``bench/``); these are known clean and within any limit that allows them (checked per
-    logger by :func:`_clean_record`), so the record keeps them as they are.
-    """
-
-    def __post_init__(self) -> None:
-        pass
-
-
-# the attributes a stream record carries, plus room: limits below this could cut them
-_MIN_ATTRIBUTES = 16
-
-
-def _clean_record(logger: Logger, record: LogRecord) -> LogRecord | ReadWriteLogRecord:
-    # an SDK logger whose limits cannot cut our attributes takes the record as it is;
-    # any other logger (a proxy, another SDK, limits set) gets the API record to validate
-    limits = getattr(logger, "_log_record_limits", None)
-    resource = getattr(logger, "resource", None)
-    if (
-        limits is None
-        or resource is None
-        or limits.max_log_record_attribute_length is not None
-        or (limits.max_log_record_attributes is not None and limits.max_log_record_attributes < _MIN_ATTRIBUTES)
-    ):
-        return record
-    return _CleanRecord(
-        log_record=record,
-        resource=resource,
-        instrumentation_scope=getattr(logger, "instrumentation_scope", None),
-        limits=limits,
-    )
 
 
 class StreamRecord(LogRecord):
@@ -216,12 +180,11 @@ def start_span(
 ) -> SpanHandle:
     """Start a span in ``pipeline`` under ``parent_context`` (not made current: callers attach ``handle.context``)."""
     span = pipeline.tracer.start_span(name, context=parent_context, kind=kind, attributes=attributes, links=links)
-    limits = getattr(span, "_limits", None)  # the SDK keeps a span's SpanLimits privately
     return SpanHandle(
         span=span,
         context=trace.set_span_in_context(span, parent_context),
         sampled=span.get_span_context().trace_flags.sampled and span.is_recording(),
-        event_limit=int(getattr(limits, "max_events", None) or 128),
+        event_limit=span_event_limit(span),
         redactor=pipeline.redactor,
     )
 
@@ -389,7 +352,7 @@ def _emit_record(
     record.otelstream_payload = payload
     logger = target.logger or pipeline.export_logger
     # the SDK Logger takes its own ReadWriteLogRecord too (the API type says LogRecord)
-    logger.emit(_clean_record(logger, record))  # type: ignore[arg-type]
+    logger.emit(clean_record(logger, record))  # type: ignore[arg-type]
     target.emitted += 1
 
 

@@ -97,7 +97,3 @@ METRIC_TOKEN_USAGE: Final = "gen_ai.client.token.usage"
 METRIC_TIME_TO_FIRST_CHUNK: Final = "gen_ai.client.operation.time_to_first_chunk"
 METRIC_TIME_PER_OUTPUT_CHUNK: Final = "gen_ai.client.operation.time_per_output_chunk"
 METRIC_TOOL_DURATION: Final = "gen_ai.execute_tool.duration"
-
-ENV_CAPTURE_MESSAGE_CONTENT: Final = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
-"""``SPAN_ONLY`` / ``SPAN_AND_EVENT`` / ``true`` put prompts, completions and tool arguments on
-LLM and tool spans; unset, ``NO_CONTENT`` or ``false`` (the default) keep them off."""
