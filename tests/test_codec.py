@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from otelstream import Send
+from otelstream.checkpoint import register_type
 from otelstream.telemetry.codec import DecodeError, ReplayedException, Unencodable, decode, encode
 
 
@@ -33,6 +34,18 @@ class Point:
 class Doc(BaseModel):
     title: str
     tags: list[str] = []
+
+
+# the application's own classes: replay rebuilds only registered (or schema-named) types
+register_type(Color, Point, Doc)
+
+
+@dataclasses.dataclass
+class Unregistered:
+    command: str
+
+    def __post_init__(self) -> None:
+        raise AssertionError("a class nobody registered must never be constructed by decode()")
 
 
 class Opaque:
@@ -193,3 +206,23 @@ def test_pydantic_models_leave_default_fields_out_and_decode_equal() -> None:
     for message in (chunk, last, called):
         decoded = decode(encode(message))
         assert decoded == message and type(decoded) is type(message)
+
+
+def test_only_allow_listed_classes_are_rebuilt() -> None:
+    # a forged payload naming a loaded class gets its fields back, never an instance
+    forged = json.dumps({"$t": "dataclass", "type": f"{__name__}:Unregistered", "v": {"command": "rm"}})
+    assert decode(forged) == {"command": "rm"}
+    enum_forgery = json.dumps({"$t": "enum", "type": "signal:Signals", "v": 9})
+    assert decode(enum_forgery) == 9
+
+
+@pytest.mark.parametrize("name", ["builtins:SystemExit", "builtins:KeyboardInterrupt", "os:error", "x.y:Nope"])
+def test_exceptions_that_are_not_plain_builtin_errors_come_back_as_replayed_exceptions(name: str) -> None:
+    error = decode(json.dumps({"$t": "exc", "type": name, "args": ["boom"]}))
+    assert type(error) is ReplayedException
+    assert error.args == ("boom",)
+
+
+def test_builtin_errors_are_rebuilt() -> None:
+    error = decode(json.dumps({"$t": "exc", "type": "builtins:ValueError", "args": ["bad"]}))
+    assert type(error) is ValueError and error.args == ("bad",)

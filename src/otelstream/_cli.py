@@ -160,6 +160,8 @@ def _report(replayed: Replay) -> bool:
         )
     for seq in replayed.truncated:
         print(f"otelstream: chunk {seq} was truncated in telemetry", file=sys.stderr)
+    for seq in replayed.conflicts:
+        print(f"otelstream: chunk {seq} arrived in conflicting copies", file=sys.stderr)
     for note in replayed.notes:
         print(f"otelstream: {note}", file=sys.stderr)
     return replayed.complete

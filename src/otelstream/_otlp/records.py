@@ -184,9 +184,13 @@ def _int(value: Any, what: str) -> int:
 
 def _seq(value: Any) -> int:
     seq = _int(value, semconv.SEQ)
-    if seq < 0:
+    # an OTLP int64 attribute: anything outside is not a number otelstream wrote
+    if seq < 0 or seq > _MAX_SEQ:
         raise ValueError(f"{semconv.SEQ} is {seq}, not a position in a stream")
     return seq
+
+
+_MAX_SEQ = 2**63 - 1
 
 
 def _modes(value: Any) -> tuple[str, ...] | None:

@@ -145,7 +145,7 @@ def replay_thread(source: Any, thread_id: str, *, project: str = "default", **op
 
 
 class Replay:
-    """The replayed stream of one run: iterate it; ``gaps`` and ``notes`` say what is missing."""
+    """The replayed stream of one run: iterate it; ``gaps``, ``conflicts``, ``notes`` say what is missing or wrong."""
 
     def __init__(
         self,
@@ -160,11 +160,33 @@ class Replay:
         self.run = run
         self.notes = notes
         unique: dict[int, Carried] = {}
+        conflicts: set[int] = set()
+        beyond: list[int] = []
         for chunk in chunks:
-            if chunk.seq in unique:
-                notes.append(f"chunk {chunk.seq} appears more than once; the first copy is used")
+            if run.event_count is not None and chunk.seq >= run.event_count:
+                # the run's end record says how many chunks it emitted: this one cannot be its
+                beyond.append(chunk.seq)
                 continue
-            unique[chunk.seq] = chunk
+            first = unique.get(chunk.seq)
+            if first is None:
+                unique[chunk.seq] = chunk
+            elif _same_chunk(first, chunk):
+                # at-least-once export delivers some records twice: normal
+                notes.append(f"chunk {chunk.seq} appears more than once; the copies are identical")
+            else:
+                conflicts.add(chunk.seq)
+        if beyond:
+            notes.append(
+                f"{len(beyond)} record(s) claim sequence numbers past the {run.event_count} chunks the run "
+                f"emitted ({', '.join(map(str, sorted(beyond)[:10]))}): ignored as invalid"
+            )
+        # sequence numbers present in copies that differ: a forgery or a damaged source
+        self.conflicts = sorted(conflicts)
+        if conflicts:
+            notes.append(
+                f"chunk(s) {', '.join(map(str, self.conflicts))} arrived in conflicting copies: the stream "
+                "cannot be trusted (the first copy is shown)"
+            )
         self._chunks = [unique[seq] for seq in sorted(unique)]
         self.gaps = _gaps(sorted(unique), run.event_count)
         self.truncated = [c.seq for c in self._chunks if c.truncated]
@@ -180,7 +202,7 @@ class Replay:
     @property
     def complete(self) -> bool:
         """Whether every chunk the run emitted is here, whole."""
-        return not self.gaps and not self.truncated and self.run.event_count is not None
+        return not self.gaps and not self.truncated and not self.conflicts and self.run.event_count is not None
 
     def __iter__(self) -> Iterator[Any]:
         for _, chunk in self.numbered():
@@ -203,6 +225,17 @@ def _payload(carried: Carried) -> Any:
         return decode(carried.payload)
     except DecodeError as exc:
         raise ReplayError(f"chunk {carried.seq} of run {carried.run_id}: {exc}") from None
+
+
+def _same_chunk(a: Carried, b: Carried) -> bool:
+    return (a.mode, a.namespace, a.graph, a.node, a.payload, a.truncated) == (
+        b.mode,
+        b.namespace,
+        b.graph,
+        b.node,
+        b.payload,
+        b.truncated,
+    )
 
 
 def _gaps(seqs: list[int], expected: int | None) -> list[Gap]:

@@ -34,7 +34,15 @@ from typing import Any, Protocol
 
 from otelstream.errors import CheckpointError
 
-__all__ = ["CheckpointedError", "JsonSerializer", "PickleSerializer", "Serializer", "register_type", "schema_types"]
+__all__ = [
+    "CheckpointedError",
+    "JsonSerializer",
+    "PickleSerializer",
+    "Serializer",
+    "allowed_type",
+    "register_type",
+    "schema_types",
+]
 
 _PICKLE_PROTOCOL_MARK = b"\x80"
 _TAG = "__otelstream__"
@@ -118,7 +126,8 @@ def _collect(annotation: Any, found: set[type], seen: set[int]) -> None:
             _collect(hint, found, seen)
 
 
-def _allowed(name: str) -> type | None:
+def allowed_type(name: str) -> type | None:
+    """Return the class ``module:qualname`` names if it is allow-listed (see the module docstring), else None."""
     cls = _REGISTERED.get(name)
     if cls is not None:
         return cls
@@ -182,7 +191,7 @@ def _encode(value: Any) -> Any:
         return _tagged("dict", [[_encode(k), _encode(v)] for k, v in value.items()])
     if isinstance(value, tuple):
         if hasattr(value, "_fields"):  # a NamedTuple: rebuilt from its items, if allow-listed
-            _require_allowed(type(value))
+            _requireallowed_type(type(value))
             return _tagged("namedtuple", {"cls": _qualified(type(value)), "items": [_encode(v) for v in value]})
         return _tagged("tuple", [_encode(v) for v in value])
     if isinstance(value, (set, frozenset)):
@@ -215,9 +224,9 @@ def _encode_simple(value: Any) -> Any:
     return None
 
 
-def _require_allowed(cls: type) -> str:
+def _requireallowed_type(cls: type) -> str:
     name = _qualified(cls)
-    if _allowed(name) is None:
+    if allowed_type(name) is None:
         raise CheckpointError(
             f"Cannot checkpoint a value of type {cls.__module__}.{cls.__qualname__}: it is not among the types "
             "JsonSerializer rebuilds. Name it in the graph's state schema, call "
@@ -227,7 +236,7 @@ def _require_allowed(cls: type) -> str:
 
 
 def _encode_object(value: Any) -> Any:
-    name = _require_allowed(type(value))
+    name = _requireallowed_type(type(value))
     if isinstance(value, enum.Enum):
         return _tagged("enum", {"cls": name, "value": _encode(value.value)})
     return _tagged("object", {"cls": name, "fields": {k: _encode(v) for k, v in _fields_of(value).items()}})
@@ -299,7 +308,7 @@ def _decode(raw: Any) -> Any:
 
 
 def _rebuild_class(name: Any) -> Any:
-    cls = _allowed(name) if isinstance(name, str) else None
+    cls = allowed_type(name) if isinstance(name, str) else None
     if cls is None:
         raise CheckpointError(
             f"The checkpoint holds a value of type {name!r}, which is not allow-listed: register it with "

@@ -434,13 +434,12 @@ class StateGraph(Generic[StateT]):
             for node in () if nodes is None or nodes == "*" else [nodes] if isinstance(nodes, str) else nodes:
                 if node not in self.nodes:
                     raise InvalidGraphError(f"Interrupt node `{node}` not found", code=ErrorCode.INVALID_NODE)
-        if checkpointer is not None:
-            # the classes the state schemas name are the application's own: its checkpoints
-            # may rebuild them (JsonSerializer rebuilds only allow-listed types)
-            schemas = {self.state_schema, self.input_schema, self.output_schema}
-            schemas.update(node.input_schema for node in self.nodes.values() if node.input_schema is not None)
-            for schema in schemas:
-                register_type(*schema_types(schema))
+        # the classes the state schemas name are the application's own: checkpoints and replay
+        # may rebuild them (both rebuild only allow-listed types)
+        schemas = {self.state_schema, self.input_schema, self.output_schema}
+        schemas.update(node.input_schema for node in self.nodes.values() if node.input_schema is not None)
+        for schema in schemas:
+            register_type(*schema_types(schema))
         self.compiled = True
         return CompiledStateGraph(
             self,

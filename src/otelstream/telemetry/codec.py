@@ -29,17 +29,18 @@ untrusted file cannot make ``replay`` run code.
 from __future__ import annotations
 
 import base64
+import builtins
 import dataclasses
 import datetime
 import decimal
 import enum
 import json
 import math
-import sys
 import typing
 import uuid
 from typing import Any
 
+from otelstream.checkpoint.serde import allowed_type
 from otelstream.engine.types import Send
 from otelstream.telemetry.redact import MARKER, Redactor
 
@@ -78,15 +79,25 @@ def _qualname(obj: type) -> str:
 
 
 def _lookup(path: Any) -> Any:
+    # only allow-listed classes are rebuilt (the state schemas' classes, LangChain's messages,
+    # otelstream's own, what the application registers): never whatever class is loaded
     if not isinstance(path, str) or ":" not in path:
         return None
+    return allowed_type(path)
+
+
+def _exception_class(path: str) -> type[BaseException] | None:
+    # built-in exceptions are rebuilt (their constructors run no application code); any other
+    # exception, and the BaseExceptions that control a process (SystemExit, KeyboardInterrupt,
+    # GeneratorExit), come back as ReplayedException
     module_name, _, qualname = path.partition(":")
-    target: Any = sys.modules.get(module_name)
-    for part in qualname.split("."):
-        if target is None or part.startswith("__"):
-            return None
-        target = getattr(target, part, None)
-    return target if isinstance(target, type) else None
+    if module_name == "builtins":
+        cls = getattr(builtins, qualname, None)
+        if isinstance(cls, type) and issubclass(cls, Exception):
+            return cls
+        return None
+    cls = allowed_type(path)
+    return cls if isinstance(cls, type) and issubclass(cls, Exception) else None
 
 
 _NO_DEFAULT: Any = object()
@@ -345,9 +356,9 @@ def _decode_scalar(kind: Any, value: Any) -> Any:
 def _decode_exception(raw: dict[str, Any], depth: int) -> BaseException:
     args = tuple(_decode(a, depth) for a in raw.get("args", ()))
     type_name = str(raw["type"])
-    cls = _lookup(type_name)
+    cls = _exception_class(type_name)
     error: BaseException
-    if cls is not None and issubclass(cls, BaseException):
+    if cls is not None:
         try:
             error = cls(*args)
         except Exception:

@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from otelstream.checkpoint.serde import register_type
 from otelstream.engine.events import RunInfo, Task
 from otelstream.engine.types import Command
 from otelstream.telemetry.codec import encode, encode_tuple
@@ -59,6 +60,10 @@ class AIMessageChunk:
     tool_call_chunks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     chunk_position: str | None = None
     type: str = "AIMessageChunk"
+
+
+# otelstream's own message type: replay and checkpoints may rebuild it
+register_type(AIMessageChunk)
 
 
 def _base_message_class() -> type | None:
