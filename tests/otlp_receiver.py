@@ -11,6 +11,10 @@ Fault modes, for tests of a misbehaving endpoint (all off by default):
 - ``--fail-status CODE`` answers every OTLP request with HTTP ``CODE`` (e.g. 500, 503, 429) and
   stores nothing;
 - ``--retry-after SECONDS`` adds a ``Retry-After`` header to those failure answers;
+- ``--max-body BYTES`` answers 413 (Request Entity Too Large) to a request whose body is larger,
+  as a collector with a request size limit does, and stores nothing of it;
+- ``--blackhole`` accepts connections and never answers (a collector that hangs); nothing else
+  applies in this mode;
 - ``--delay SECONDS`` holds every OTLP request that long before storing it and answering 200. A
   request whose client gives up (closes the connection) during the delay is not stored: a
   record is either stored and acknowledged, or neither.
@@ -72,8 +76,12 @@ def _hex_ids(node: Any) -> Any:
 class Faults:
     """The fault mode, shared by the request threads; ``recover()`` ends it."""
 
-    def __init__(self, fail_status: int | None, retry_after: float | None, delay: float) -> None:
+    def __init__(
+        self, fail_status: int | None, retry_after: float | None, delay: float, max_body: int | None = None
+    ) -> None:
         self.fail_status = fail_status
+        self.max_body = max_body
+        self.too_large = 0
         self.retry_after = retry_after
         self.delay = delay
         self.recovered = threading.Event()
@@ -88,7 +96,7 @@ class Faults:
 
     def summary(self) -> str:
         with self.lock:
-            return f"failed={self.failed} delayed={self.delayed} abandoned={self.abandoned}"
+            return f"failed={self.failed} delayed={self.delayed} abandoned={self.abandoned} too_large={self.too_large}"
 
 
 def _client_left(connection: socket.socket) -> bool:
@@ -120,6 +128,12 @@ def main(out_path: str, *, port: int = 0, faults: Faults | None = None) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
             if kinds is None:
                 self.send_response(404)
+                self.end_headers()
+                return
+            if active.max_body is not None and len(body) > active.max_body:
+                active.count("too_large")
+                self.send_response(413)
+                self.send_header("Content-Length", "0")
                 self.end_headers()
                 return
             faulty = not active.recovered.is_set()
@@ -177,9 +191,25 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--fail-status", type=int, default=None, help="answer every OTLP request with this status")
     parser.add_argument("--retry-after", type=float, default=None, help="Retry-After seconds on failure answers")
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to hold each OTLP request")
+    parser.add_argument("--max-body", type=int, default=None, help="answer 413 to larger request bodies")
+    parser.add_argument("--blackhole", action="store_true", help="accept connections, never answer")
     return parser.parse_args(argv)
+
+
+def blackhole(port: int = 0) -> None:
+    """Accept connections and hold them open without ever answering, until SIGTERM."""
+    listener = socket.create_server(("127.0.0.1", port))
+    held: list[socket.socket] = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    print(f"port={listener.getsockname()[1]}", flush=True)
+    while True:
+        connection, _ = listener.accept()
+        held.append(connection)  # kept: the client waits for an answer that never comes
 
 
 if __name__ == "__main__":
     args = _parse(sys.argv[1:])
-    main(args.out, port=args.port, faults=Faults(args.fail_status, args.retry_after, args.delay))
+    if args.blackhole:
+        blackhole(args.port)
+    else:
+        main(args.out, port=args.port, faults=Faults(args.fail_status, args.retry_after, args.delay, args.max_body))

@@ -239,7 +239,7 @@ def test_both_exporters_send_the_same_requests_without_the_exporters_client(
     sent: list[str] = []
     real_post = _sdk.ExporterClient.post
 
-    def post(self: _sdk.ExporterClient, data: bytes, count: int) -> bool:
+    def post(self: _sdk.ExporterClient, data: bytes, count: int) -> _sdk.Posted:
         sent.append("lean")
         return real_post(self, data, count)
 

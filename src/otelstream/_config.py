@@ -19,8 +19,10 @@ variable, else the default — read at the start of each run.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import dataclasses
+import logging
 import threading
 import weakref
 from collections.abc import Iterator, Sequence
@@ -41,6 +43,8 @@ from otelstream.consumer.span_events import install_span_event_hook
 from otelstream.engine.types import STREAM_MODES
 from otelstream.errors import InvalidStreamArgumentError
 from otelstream.telemetry import environment, semconv
+from otelstream.telemetry._safe import log_internal_error
+from otelstream.telemetry._sdk import suppressed
 from otelstream.telemetry.export import DROPS, BackpressureLogRecordProcessor
 from otelstream.telemetry.file_exporter import (
     OTLPJsonFile,
@@ -52,6 +56,8 @@ from otelstream.telemetry.pipeline import Pipeline
 from otelstream.telemetry.redact import Redactor
 
 __all__ = ["ExportOptions", "configure", "current_pipeline", "override", "router", "shutdown"]
+
+logger = logging.getLogger("otelstream")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -127,6 +133,7 @@ class _Private:
 
     Attributes:
         export: otelstream's own tracer and logger providers (with its exporters).
+        export_processors: Their record export processors (what shutdown may have to give up).
         export_silent: Whether nothing but ``stream()`` reads ``export``'s records.
         stream: The private logger provider of runs the application's sampler dropped.
         metrics: The instruments runs record into.
@@ -134,6 +141,7 @@ class _Private:
     """
 
     export: tuple[TracerProvider, LoggerProvider] | None = None
+    export_processors: tuple[BackpressureLogRecordProcessor, ...] = ()
     export_silent: bool = False
     stream: LoggerProvider | None = None
     metrics: RunMetrics | None = None
@@ -189,8 +197,10 @@ def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
     if providers is None:
         attributes = {"service.name": _settings.service_name} if _settings.service_name else {}
         resource = Resource.create(attributes)
-        tracer_provider = TracerProvider(resource=resource)
-        logger_provider = LoggerProvider(resource=resource)
+        # shut down by otelstream's own exit handler, within one deadline (see shutdown())
+        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        processors: list[BackpressureLogRecordProcessor] = []
         # the live consumer first: the SDK calls processors in the order they were added, and
         # an export queue that makes the producer wait (backpressure) must not delay the
         # moment stream() receives the chunk (docs/reliability.md, "Processor order")
@@ -200,17 +210,20 @@ def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
         if options.file:
             file = OTLPJsonFile(options.file)
             tracer_provider.add_span_processor(BatchSpanProcessor(OTLPJsonFileSpanExporter(file)))
-            logger_provider.add_log_record_processor(BackpressureLogRecordProcessor(OTLPJsonFileLogExporter(file)))
+            processors.append(BackpressureLogRecordProcessor(OTLPJsonFileLogExporter(file)))
+            logger_provider.add_log_record_processor(processors[-1])
         if _otlp_wanted(options):
             span_exporter, log_exporter = _otlp_exporters()
             tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
-            logger_provider.add_log_record_processor(BackpressureLogRecordProcessor(log_exporter))
+            processors.append(BackpressureLogRecordProcessor(log_exporter))
+            logger_provider.add_log_record_processor(processors[-1])
         for span_processor in _settings.span_processors:
             tracer_provider.add_span_processor(span_processor)
         for log_processor in _settings.log_record_processors:
             logger_provider.add_log_record_processor(log_processor)
         providers = (tracer_provider, logger_provider)
         _private.export = providers
+        _private.export_processors = tuple(processors)
         # nothing but stream() reads this provider's records: payloads need no encoding
         _private.export_silent = not (
             options.file or _otlp_wanted(options) or _settings.span_processors or _settings.log_record_processors
@@ -296,7 +309,7 @@ def _private_meter_provider() -> MeterProvider | None:
     if not readers:
         return None
     attributes = {"service.name": _settings.service_name} if _settings.service_name else {}
-    return SdkMeterProvider(resource=Resource.create(attributes), metric_readers=readers)
+    return SdkMeterProvider(resource=Resource.create(attributes), metric_readers=readers, shutdown_on_exit=False)
 
 
 def _run_metrics() -> RunMetrics:
@@ -502,18 +515,59 @@ def override(
             _last[:] = saved[2]
 
 
-def shutdown() -> None:
-    """Flush and shut down otelstream's private providers (the application's are its own)."""
+def shutdown(timeout: float | None = None) -> None:
+    """Flush and shut down otelstream's private providers (the application's are its own).
+
+    One deadline covers it all, so a collector that hangs cannot stall the application's
+    exit: what is not exported by then is counted as dropped and reported in one log line.
+    It runs at interpreter exit too.
+
+    Args:
+        timeout: Seconds to wait in all (default ``OTELSTREAM_SHUTDOWN_TIMEOUT``, else 5).
+    """
+    limit = environment.SHUTDOWN_TIMEOUT.get() if timeout is None else timeout
     with _lock:
         providers, _private.export = _private.export, None
-        if providers is not None:
-            for provider in providers:
-                provider.shutdown()
+        processors, _private.export_processors = _private.export_processors, ()
         _private.metrics = None
         meter_provider, _private.meter_provider = _private.meter_provider, None
-        if meter_provider is not None:
-            meter_provider.shutdown()
         _last.clear()
+    closing: list[Any] = [*(providers or ()), *([meter_provider] if meter_provider is not None else [])]
+    if not closing:
+        return
+    done = threading.Event()
+
+    def close_all() -> None:
+        try:
+            for provider in closing:
+                provider.shutdown()
+        except Exception as exc:
+            log_internal_error("shutting down otelstream's providers", exc)
+        finally:
+            done.set()
+
+    # a daemon thread: the process may exit while it still waits on the collector
+    threading.Thread(target=close_all, name="otelstream-shutdown", daemon=True).start()
+    if done.wait(limit):
+        return
+    unsent = sum(processor.abandon() for processor in processors)
+    with suppressed():
+        logger.warning(
+            "otelstream: telemetry export did not finish within %.1f s of shutdown (is the collector "
+            "reachable?): %d stream records not exported, counted as dropped; spans still queued are lost too",
+            limit,
+            unsent,
+        )
+
+
+def _shutdown_at_exit() -> None:
+    try:
+        shutdown()
+    except Exception as exc:  # never a traceback at the application's exit
+        log_internal_error("shutting down at exit", exc)
+
+
+atexit.register(_shutdown_at_exit)
 
 
 def force_flush(timeout_millis: int = 30000) -> bool:

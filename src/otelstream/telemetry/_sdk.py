@@ -45,7 +45,7 @@ import dataclasses
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry import context as otel_context
 from opentelemetry._logs import Logger, LogRecord
@@ -70,6 +70,7 @@ except ImportError:  # pragma: no cover - a release that moved it
 __all__ = [
     "SUPPRESS_INSTRUMENTATION_KEY",
     "ExporterClient",
+    "Posted",
     "clean_record",
     "encode_logs",
     "encode_resource",
@@ -281,20 +282,28 @@ class ExporterClient:
         """Return whether ``data`` is within the exporter's request size limit."""
         return self.max_request_size is None or len(data) <= self.max_request_size
 
-    def post(self, data: bytes, count: int) -> bool:
+    def post(self, data: bytes, count: int) -> Posted:
         """Send one serialized export request of ``count`` items; return whether it succeeded.
 
         The exporter's retries and timeout apply; the export is counted on the exporter's own
         metrics, as its ``export()`` would count it.
         """
         if self.metrics is None:
-            return bool(self.client.export(data).success)
+            result = self.client.export(data)
+            return Posted(bool(result.success), getattr(result, "status_code", None))
         with self.metrics.export_operation(count) as outcome:
             result = self.client.export(data)
             if not result.success:
                 outcome.error = result.error
-                return False
-        return True
+                return Posted(False, getattr(result, "status_code", None))
+        return Posted(True, getattr(result, "status_code", None))
+
+
+class Posted(NamedTuple):
+    """What an export request came back with: success, and the HTTP status when there was one."""
+
+    ok: bool
+    status: int | None
 
 
 def exporter_client(exporter: Any) -> ExporterClient | None:

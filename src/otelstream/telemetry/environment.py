@@ -44,6 +44,7 @@ __all__ = [
     "PAYLOADS",
     "RAISE_INTERNAL",
     "SERVE_TOKEN",
+    "SHUTDOWN_TIMEOUT",
     "REDACT",
     "SERVICE_NAME",
     "SPAN_EVENT_MODES",
@@ -155,6 +156,16 @@ def _parse_positive_int(text: str) -> int:
     return number
 
 
+def _parse_seconds(text: str) -> float:
+    try:
+        number = float(text.strip())
+    except ValueError:
+        raise ValueError("expected a positive number of seconds") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError("expected a positive number of seconds")
+    return number
+
+
 def _parse_modes(text: str) -> frozenset[str]:
     modes = frozenset(m.strip() for m in text.split(",") if m.strip())
     unknown = sorted(modes - STREAM_MODES)
@@ -215,6 +226,13 @@ SPAN_EVENT_MODES: EnvVar[frozenset[str]] = EnvVar(
     _parse_modes,
     "Comma-separated stream modes carried as span events instead of log records, e.g. "
     "``updates,custom``; ``configure(span_event_modes=...)``.",
+)
+SHUTDOWN_TIMEOUT: EnvVar[float] = EnvVar(
+    "OTELSTREAM_SHUTDOWN_TIMEOUT",
+    5.0,
+    _parse_seconds,
+    "Seconds ``otelstream.shutdown()`` and the flush at interpreter exit wait for otelstream's own "
+    "exporters in all; what is not exported by then is counted as dropped; ``shutdown(timeout=...)``.",
 )
 SERVE_TOKEN: EnvVar[str | None] = EnvVar(
     "OTELSTREAM_SERVE_TOKEN",
@@ -282,6 +300,7 @@ VARIABLES: tuple[EnvVar[Any], ...] = (
     REDACT,
     MAX_PAYLOAD_BYTES,
     SPAN_EVENT_MODES,
+    SHUTDOWN_TIMEOUT,
     SERVE_TOKEN,
     RAISE_INTERNAL,
     CAPTURE_MESSAGE_CONTENT,

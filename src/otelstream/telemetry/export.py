@@ -199,19 +199,29 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
         # span of otelstream's own posts
         with suppressed():
             try:
-                result = self._exporter.export(batch)  # type: ignore[arg-type]
-                ok = result is LogRecordExportResult.SUCCESS
+                unsent = self._send(batch)
             except Exception as exc:
                 log_internal_error("exporting stream records", exc)
-                ok = False
-        if not ok:
-            for record in batch:
-                self._ledger.record(record)
-            self.dropped += len(batch)
+                unsent = list(batch)
+        for record in unsent:
+            self._ledger.record(record)
+        self.dropped += len(unsent)
+        # one record the collector refuses does not make the exporter unhealthy
+        ok = len(unsent) < len(batch)
         with self._cond:
             self._healthy = ok
             if ok:
                 self._warned = False
+
+    def _send(self, batch: Sequence[ReadWriteLogRecord]) -> Sequence[Any]:
+        # otelstream's OTLP exporter says which records it could not send (it splits a batch
+        # the collector refuses as too large); any other exporter succeeds or fails whole
+        export_unsent = getattr(self._exporter, "export_unsent", None)
+        if export_unsent is not None:
+            unsent: Sequence[Any] = export_unsent(batch)
+            return unsent
+        result = self._exporter.export(batch)  # type: ignore[arg-type]
+        return () if result is LogRecordExportResult.SUCCESS else batch
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -229,6 +239,33 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
                 self._cond.notify_all()
                 self._cond.wait(min(remaining, 0.05))
         return True
+
+    def pending(self) -> int:
+        """Return how many records are queued or being exported."""
+        with self._cond:
+            return len(self._queue) + self._in_flight
+
+    def abandon(self) -> int:
+        """Give up on what is queued (counted as dropped) and stop the exporter's retries.
+
+        For a shutdown whose deadline passed: the worker thread may still be waiting on the
+        collector; it stops at its next chance (it is a daemon thread). Returns how many
+        records were not exported.
+        """
+        with self._cond:
+            self._shutdown = True
+            left = list(self._queue)
+            self._queue.clear()
+            unsent = len(left) + self._in_flight
+            self._cond.notify_all()
+        for record in left:
+            self._ledger.record(record)
+        self.dropped += unsent
+        try:
+            self._exporter.shutdown()  # type: ignore[no-untyped-call] # interrupts the SDK exporter's retries
+        except Exception as exc:
+            log_internal_error("stopping an exporter", exc)
+        return unsent
 
     def shutdown(self) -> None:
         """Export what is queued (for up to 30 seconds), stop the worker, shut the exporter down."""

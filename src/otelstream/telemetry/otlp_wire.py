@@ -233,25 +233,51 @@ def encode_spans_request(spans: Sequence[ReadableSpan], *, slice_size: int = SLI
     return _request(spans, _span, slice_size)
 
 
+_TOO_LARGE = 413
+
+
+def _send(exporter: Any, items: Sequence[Any], encode: Any, sdk_export: Any, sdk_success: Any) -> list[Any]:
+    """Send ``items``; return those that could not be sent.
+
+    A request the collector refuses as too large (HTTP 413), or that exceeds the exporter's
+    ``max_request_size``, is split in halves and each half sent on its own, down to single
+    items: only what still cannot be sent is lost.
+    """
+    client = _sdk.exporter_client(exporter)
+    data = encode(items) if client is not None else None
+    if client is None or data is None:
+        # the lean encoder does not handle these items: the SDK's own export, all or nothing
+        return [] if sdk_export(items) is sdk_success else list(items)
+    if client.fits(data):
+        posted = client.post(data, len(items))
+        if posted.ok:
+            return []
+        if posted.status != _TOO_LARGE:
+            return list(items)
+    if len(items) == 1:
+        return list(items)
+    middle = len(items) // 2
+    return _send(exporter, items[:middle], encode, sdk_export, sdk_success) + _send(
+        exporter, items[middle:], encode, sdk_export, sdk_success
+    )
+
+
 class StreamLogExporter(OTLPLogExporter):
     """The SDK's OTLP/HTTP log exporter (same settings, retries, environment variables), leaner."""
 
     def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
         """Send ``batch``; records the lean encoder does not handle go through the SDK path."""
-        client = _sdk.exporter_client(self)
-        data = encode_logs_request(batch) if client is not None else None
-        if client is None or data is None or not client.fits(data):
-            return super().export(batch)  # the SDK's own handling, warnings included
-        return LogRecordExportResult.SUCCESS if client.post(data, len(batch)) else LogRecordExportResult.FAILURE
+        return LogRecordExportResult.FAILURE if self.export_unsent(batch) else LogRecordExportResult.SUCCESS
+
+    def export_unsent(self, batch: Sequence[ReadableLogRecord]) -> list[ReadableLogRecord]:
+        """Send ``batch`` (a batch too large for the collector in halves); return what was not sent."""
+        return _send(self, batch, encode_logs_request, super().export, LogRecordExportResult.SUCCESS)
 
 
 class StreamSpanExporter(OTLPSpanExporter):
     """The SDK's OTLP/HTTP span exporter (same settings, retries, environment variables), leaner."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        """Send ``spans``; spans the lean encoder does not handle go through the SDK path."""
-        client = _sdk.exporter_client(self)
-        data = encode_spans_request(spans) if client is not None else None
-        if client is None or data is None or not client.fits(data):
-            return super().export(spans)
-        return SpanExportResult.SUCCESS if client.post(data, len(spans)) else SpanExportResult.FAILURE
+        """Send ``spans`` (too large a request in halves); spans the lean encoder does not handle go through the SDK."""
+        unsent = _send(self, spans, encode_spans_request, super().export, SpanExportResult.SUCCESS)
+        return SpanExportResult.FAILURE if unsent else SpanExportResult.SUCCESS
