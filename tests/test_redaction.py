@@ -149,6 +149,25 @@ def test_metadata_only_telemetry_sends_no_payload_and_replay_says_so(metadata_on
     assert not replayed.complete
 
 
+def test_metadata_only_telemetry_records_a_failures_type_without_its_text(metadata_only: Telemetry) -> None:
+    def fails(state: Any) -> dict[str, Any]:
+        raise RuntimeError("customer 4711 has balance 12,345.67")  # application data, no credential
+
+    builder = StateGraph(State)
+    builder.add_node("fails", fails)
+    builder.add_edge(START, "fails")
+    with pytest.raises(RuntimeError):
+        list(builder.compile().stream({"request": {}}))
+    failed = [s for s in metadata_only.spans.get_finished_spans() if s.status.description]
+    assert failed, "the failed spans carry an ERROR status"
+    for span in failed:
+        assert span.status.description == "RuntimeError"
+        [event] = [e for e in span.events if e.name == "exception"]
+        assert dict(event.attributes or {}) == {"exception.type": "RuntimeError", "exception.escaped": "False"}
+    exported = repr([(s.attributes, s.events, s.status) for s in metadata_only.spans.get_finished_spans()])
+    assert "4711" not in exported and "12,345" not in exported
+
+
 def test_redaction_can_be_turned_off_explicitly(telemetry: Telemetry) -> None:
     otelstream.configure(
         tracer_provider=telemetry.tracer_provider, logger_provider=telemetry.logger_provider, redact=False

@@ -29,7 +29,7 @@ def _message(error: BaseException) -> str:
         return f"<unprintable {type(error).__qualname__} object>"
 
 
-def record_failure(span: Span, error: BaseException, redactor: Redactor | None) -> None:
+def record_failure(span: Span, error: BaseException, redactor: Redactor | None, *, with_text: bool = True) -> None:
     """Record ``error`` on ``span``: an ``exception`` event, ``error.type``, ERROR status.
 
     Args:
@@ -37,10 +37,19 @@ def record_failure(span: Span, error: BaseException, redactor: Redactor | None) 
         error: What the application's code raised (its traceback, causes and notes included).
         redactor: Applied to the exception's type, message and stack trace and to the status
             description; ``None`` exports them unredacted.
+        with_text: False for metadata-only telemetry: the exception's type is recorded, its
+            message and stack trace (application data) are not.
     """
     cls = type(error)
     module = cls.__module__
     exception_type = f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+    if not with_text:
+        span.add_event(
+            semconv.EXCEPTION_EVENT, {semconv.EXCEPTION_TYPE: exception_type, semconv.EXCEPTION_ESCAPED: "False"}
+        )
+        span.set_attribute(semconv.ERROR_TYPE, cls.__qualname__)
+        span.set_status(Status(StatusCode.ERROR, cls.__name__))
+        return
     message = _message(error)
     stacktrace = "".join(traceback.format_exception(error))
     description = f"{cls.__name__}: {message}"

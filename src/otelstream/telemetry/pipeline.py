@@ -155,6 +155,7 @@ class SpanHandle:
     started: float = dataclasses.field(default_factory=time.monotonic)
     ended: bool = False
     redactor: Redactor | None = None
+    payloads: bool = True
 
     def end(self, outcome: Outcome, error: BaseException | None = None) -> bool:
         """End the span once, with ``otelstream.outcome``; return False if it had ended already.
@@ -165,7 +166,7 @@ class SpanHandle:
         if self.ended:
             return False
         self.ended = True
-        end_span(self.span, outcome, error, self.redactor)
+        end_span(self.span, outcome, error, self.redactor, with_text=self.payloads)
         return True
 
 
@@ -186,14 +187,20 @@ def start_span(
         sampled=span.get_span_context().trace_flags.sampled and span.is_recording(),
         event_limit=span_event_limit(span),
         redactor=pipeline.redactor,
+        payloads=pipeline.payloads,
     )
 
 
-def end_span(span: Span, outcome: Outcome, error: BaseException | None, redactor: Redactor | None) -> None:
-    """End ``span`` with ``otelstream.outcome``; a failure records the redacted exception and ERROR status."""
+def end_span(
+    span: Span, outcome: Outcome, error: BaseException | None, redactor: Redactor | None, *, with_text: bool = True
+) -> None:
+    """End ``span`` with ``otelstream.outcome``; a failure records the redacted exception and ERROR status.
+
+    ``with_text=False`` (metadata-only telemetry) records the exception's type without its text.
+    """
     span.set_attribute(semconv.OUTCOME, outcome)
     if outcome == "failed" and error is not None:
-        record_failure(span, error, redactor)
+        record_failure(span, error, redactor, with_text=with_text)
     span.end()
 
 
