@@ -169,16 +169,9 @@ class Exporting:
             return self.processor
         # otlp: the processor otelstream made for its private provider (read-only peek)
         from otelstream import _config
-        from otelstream.telemetry.export import BackpressureLogRecordProcessor
 
-        providers = _config._private.get("export")
-        if providers is None:
-            return None
-        multi = getattr(providers[1], "_multi_log_record_processor", None)
-        for processor in getattr(multi, "_log_record_processors", ()):
-            if isinstance(processor, BackpressureLogRecordProcessor):
-                return processor
-        return None
+        processors = _config._private.export_processors
+        return processors[0] if processors else None
 
     def shutdown(self) -> None:
         import otelstream

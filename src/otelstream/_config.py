@@ -38,13 +38,13 @@ from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
 from otelstream._version import __version__
-from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter
+from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter, route
 from otelstream.consumer.span_events import install_span_event_hook
 from otelstream.engine.types import STREAM_MODES
 from otelstream.errors import InvalidStreamArgumentError
 from otelstream.telemetry import environment, semconv
 from otelstream.telemetry._safe import log_internal_error
-from otelstream.telemetry._sdk import suppressed
+from otelstream.telemetry._sdk import makes_clean_records, suppressed
 from otelstream.telemetry.export import DROPS, BackpressureLogRecordProcessor
 from otelstream.telemetry.file_exporter import (
     OTLPJsonFile,
@@ -52,7 +52,7 @@ from otelstream.telemetry.file_exporter import (
     OTLPJsonFileSpanExporter,
 )
 from otelstream.telemetry.metrics import RunMetrics
-from otelstream.telemetry.pipeline import Pipeline
+from otelstream.telemetry.pipeline import DirectSink, Pipeline
 from otelstream.telemetry.redact import Redactor
 
 __all__ = ["ExportOptions", "configure", "current_pipeline", "override", "router", "shutdown"]
@@ -259,10 +259,14 @@ def current_pipeline() -> Pipeline:
         if logger_provider not in _attached:
             logger_provider.add_log_record_processor(_processor)
             _attached.add(logger_provider)
+        export_logger = logger_provider.get_logger(semconv.INSTRUMENTATION_SCOPE, __version__)
+        stream_logger = _stream_only_provider().get_logger(semconv.INSTRUMENTATION_SCOPE, __version__)
         pipeline = Pipeline(
             tracer=tracer_provider.get_tracer(semconv.INSTRUMENTATION_SCOPE, __version__),
-            export_logger=logger_provider.get_logger(semconv.INSTRUMENTATION_SCOPE, __version__),
-            stream_logger=_stream_only_provider().get_logger(semconv.INSTRUMENTATION_SCOPE, __version__),
+            export_logger=export_logger,
+            stream_logger=stream_logger,
+            direct_export=_direct_sink(logger_provider, export_logger),
+            direct_stream=_direct_sink(_stream_only_provider(), stream_logger),
             max_payload_bytes=stream.max_payload_bytes,
             span_event_modes=stream.span_event_modes,
             metrics=_run_metrics(),
@@ -275,6 +279,22 @@ def current_pipeline() -> Pipeline:
             install_span_event_hook(_router)
         _last[:] = [(tracer_provider, logger_provider, stream, pipeline)]
         return pipeline
+
+
+def _deliver(name: str, attributes: dict[str, Any], payload: Any) -> None:
+    route(_router, name, attributes, payload)
+
+
+def _direct_sink(provider: LoggerProvider, logger: Any) -> DirectSink | None:
+    # otelstream's own providers, whose every processor is its own, skip the SDK Logger
+    if provider is _private.stream:
+        return DirectSink(_deliver, (), logger)
+    private = _private.export
+    if private is None or private[1] is not provider or _settings.log_record_processors:
+        return None
+    if _private.export_processors and not makes_clean_records(logger):
+        return None  # the exporters need SDK records this SDK cannot be handed ready-made
+    return DirectSink(_deliver, _private.export_processors, logger)
 
 
 def _exports_nothing(logger_provider: LoggerProvider, stream: _StreamSettings) -> bool:

@@ -77,6 +77,7 @@ __all__ = [
     "encode_scope",
     "exporter_client",
     "is_suppressed",
+    "makes_clean_records",
     "span_event_limit",
     "suppressed",
 ]
@@ -158,6 +159,20 @@ def _record_fields_known() -> bool:
 _CLEAN_RECORDS = _record_fields_known()
 
 
+def makes_clean_records(logger: Logger) -> bool:
+    """Return whether :func:`clean_record` hands ``logger`` finished SDK records (else API records)."""
+    if not _CLEAN_RECORDS:
+        return False
+    limits = getattr(logger, _LOGGER_LIMITS, None)
+    resource = getattr(logger, "resource", None)
+    return not (
+        limits is None
+        or resource is None
+        or limits.max_log_record_attribute_length is not None
+        or (limits.max_log_record_attributes is not None and limits.max_log_record_attributes < _MIN_ATTRIBUTES)
+    )
+
+
 def clean_record(logger: Logger, record: LogRecord) -> LogRecord | ReadWriteLogRecord:
     """Return what to pass to ``logger.emit`` for ``record``, whose attributes otelstream built.
 
@@ -165,17 +180,11 @@ def clean_record(logger: Logger, record: LogRecord) -> LogRecord | ReadWriteLogR
     skips validation; any other logger (a proxy, another SDK, limits set, an SDK whose
     internals changed) gets ``record`` itself, to validate as usual.
     """
-    if not _CLEAN_RECORDS:
+    if not makes_clean_records(logger):
         return record
-    limits = getattr(logger, _LOGGER_LIMITS, None)
-    resource = getattr(logger, "resource", None)
-    if (
-        limits is None
-        or resource is None
-        or limits.max_log_record_attribute_length is not None
-        or (limits.max_log_record_attributes is not None and limits.max_log_record_attributes < _MIN_ATTRIBUTES)
-    ):
-        return record
+    sdk_logger: Any = logger  # an SDK Logger: makes_clean_records checked both attributes
+    limits = getattr(sdk_logger, _LOGGER_LIMITS)
+    resource = sdk_logger.resource
     return _CleanRecord(
         log_record=record,
         resource=resource,

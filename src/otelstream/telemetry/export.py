@@ -25,9 +25,30 @@ from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import log_internal_error
 from otelstream.telemetry._sdk import suppressed
 
-__all__ = ["DROPS", "BackpressureLogRecordProcessor", "DropLedger"]
+__all__ = ["DROPS", "PRODUCERS_WAITING", "BackpressureLogRecordProcessor", "DropLedger"]
 
 logger = logging.getLogger("otelstream")
+
+
+class _Waiting:
+    """How many application threads wait for an export queue to make room (any processor)."""
+
+    __slots__ = ("_count", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def add(self, delta: int) -> None:
+        with self._lock:
+            self._count += delta
+
+    def __bool__(self) -> bool:
+        return self._count > 0  # a plain read: a stale answer only costs one yield
+
+
+PRODUCERS_WAITING = _Waiting()
+"""Truthy while some producer waits for the exporters: encoders then need not yield to it."""
 
 
 class DropLedger:
@@ -124,6 +145,8 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
         self._healthy = True
         self._export_started: float | None = None
         self._in_flight = 0
+        self._in_flight_batch: Sequence[ReadWriteLogRecord] = ()
+        self._abandoned = False
         self._flush_requested = 0
         self._warned = False
         self.dropped = 0
@@ -141,7 +164,11 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
                         self._drop(log_record)
                         return
                     self._cond.notify_all()
-                    self._cond.wait(0.05)
+                    PRODUCERS_WAITING.add(1)
+                    try:
+                        self._cond.wait(0.05)
+                    finally:
+                        PRODUCERS_WAITING.add(-1)
                 if self._shutdown:
                     self._drop(log_record)
                     return
@@ -183,12 +210,14 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
                     return
                 batch = [self._queue.popleft() for _ in range(min(self._batch, len(self._queue)))]
                 self._in_flight = len(batch)
+                self._in_flight_batch = batch
                 self._export_started = time.monotonic() if batch else None
                 self._cond.notify_all()
             if batch:
                 self._export(batch)
             with self._cond:
                 self._in_flight = 0
+                self._in_flight_batch = ()
                 self._export_started = None
                 if not self._queue and self._flush_requested:
                     self._flush_requested = 0
@@ -203,9 +232,12 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
             except Exception as exc:
                 log_internal_error("exporting stream records", exc)
                 unsent = list(batch)
-        for record in unsent:
-            self._ledger.record(record)
-        self.dropped += len(unsent)
+        with self._cond:
+            counted = self._abandoned  # abandon() already counted this batch as dropped
+        if not counted:
+            for record in unsent:
+                self._ledger.record(record)
+            self.dropped += len(unsent)
         # one record the collector refuses does not make the exporter unhealthy
         ok = len(unsent) < len(batch)
         with self._cond:
@@ -254,12 +286,14 @@ class BackpressureLogRecordProcessor(LogRecordProcessor):
         """
         with self._cond:
             self._shutdown = True
-            left = list(self._queue)
+            self._abandoned = True
+            # the batch being exported is counted too: its export may still be retrying
+            left = [*self._in_flight_batch, *self._queue]
             self._queue.clear()
-            unsent = len(left) + self._in_flight
             self._cond.notify_all()
         for record in left:
             self._ledger.record(record)
+        unsent = len(left)
         self.dropped += unsent
         try:
             self._exporter.shutdown()  # type: ignore[no-untyped-call] # interrupts the SDK exporter's retries

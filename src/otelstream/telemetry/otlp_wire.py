@@ -29,7 +29,8 @@ from opentelemetry.sdk._logs.export import LogRecordExportResult
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
-from otelstream.telemetry import _sdk
+from otelstream.telemetry import _sdk, semconv
+from otelstream.telemetry.export import PRODUCERS_WAITING
 
 __all__ = ["StreamLogExporter", "StreamSpanExporter", "encode_logs_request", "encode_spans_request"]
 
@@ -120,8 +121,27 @@ def _log_record(readable: ReadableLogRecord) -> bytes:
     return b"".join(parts)
 
 
+# whole encoded attributes whose value repeats record after record (run id, graph, node,
+# namespace, mode lists): a stream record's attributes are mostly these, so each is encoded
+# once per value instead of once per record
+_REPEATED: dict[tuple[bytes, str, Any], bytes] = {}
+_REPEATED_MAX_TEXT = 256
+
+
+def _attribute(tag: bytes, key: str, value: Any) -> bytes:
+    if isinstance(value, str) and len(value) <= _REPEATED_MAX_TEXT and key != semconv.PAYLOAD:
+        cache_key = (tag, key, value)
+        encoded = _REPEATED.get(cache_key)
+        if encoded is None:
+            if len(_REPEATED) > 4096:
+                _REPEATED.clear()  # many distinct values: do not grow forever
+            encoded = _REPEATED[cache_key] = _field(tag, _key(key) + _field(b"\x12", _any_value(value)))
+        return encoded
+    return _field(tag, _key(key) + _field(b"\x12", _any_value(value)))
+
+
 def _attributes(tag: bytes, attributes: Any) -> list[bytes]:
-    return [_field(tag, _key(key) + _field(b"\x12", _any_value(value))) for key, value in (attributes or {}).items()]
+    return [_attribute(tag, key, value) for key, value in (attributes or {}).items()]
 
 
 def _request(items: Sequence[Any], encode: Any, slice_size: int) -> bytes | None:
@@ -131,8 +151,10 @@ def _request(items: Sequence[Any], encode: Any, slice_size: int) -> bytes | None
     groups: dict[tuple[int, int], tuple[Any, Any, list[bytes]]] = {}
     try:
         for index, item in enumerate(items):
-            if index and index % slice_size == 0:
-                time.sleep(0)  # let the application's threads run between slices
+            if index and index % slice_size == 0 and not PRODUCERS_WAITING:
+                # let the application's threads run between slices -- unless they are waiting
+                # for this very export to make room, which yielding would only delay
+                time.sleep(0)
             key = (id(item.resource), id(item.instrumentation_scope))
             group = groups.get(key)
             if group is None:

@@ -43,6 +43,7 @@ from otelstream.telemetry.redact import Redactor
 
 __all__ = [
     "NO_PAYLOAD",
+    "DirectSink",
     "Pipeline",
     "SpanHandle",
     "StreamRecord",
@@ -64,6 +65,27 @@ class StreamRecord(LogRecord):
     """
 
     otelstream_payload: Any
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class DirectSink:
+    """The processors of one of otelstream's own logger providers, fed without the SDK ``Logger``.
+
+    Used only for a provider all of whose processors are otelstream's: the live stream and
+    its export queues. ``Logger.emit`` would make the same calls through more layers;
+    the record still goes to the live consumer first, then to the exporters (an SDK
+    record, built only when there is an exporter). An application's provider, or one with
+    processors the application added, always goes through ``Logger.emit``.
+
+    Attributes:
+        deliver: Hands ``(record name, attributes, chunk)`` to the run's channel.
+        exporters: The provider's export processors, in order.
+        logger: The provider's logger (its resource, scope and limits make the SDK record).
+    """
+
+    deliver: Callable[[str, dict[str, Any], Any], None]
+    exporters: tuple[Any, ...]
+    logger: Logger
 
 
 @dataclasses.dataclass(slots=True)
@@ -90,6 +112,10 @@ class Pipeline:
     # False when no exporter reads the records (otelstream's provider with nothing to
     # export to): stream() takes the Python objects, so JSON payloads are not built
     encode_payloads: bool = True
+    # how records of ``export_logger`` / ``stream_logger`` reach their processors when both
+    # are otelstream's own (None: through Logger.emit)
+    direct_export: DirectSink | None = None
+    direct_stream: DirectSink | None = None
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -349,15 +375,34 @@ def _emit_record(
             _span_event_payload.value = NO_PAYLOAD
         target.emitted += 1
         return
+    logger = target.logger or pipeline.export_logger
+    sink = pipeline.direct_stream if logger is pipeline.stream_logger else pipeline.direct_export
+    context = handle.context if handle is not None else None
+    if sink is not None:
+        sink.deliver(name, attributes, payload)  # the live consumer first, as the processor order says
+        if sink.exporters:
+            exported = clean_record(
+                sink.logger,
+                LogRecord(
+                    timestamp=timestamp,
+                    context=context,
+                    severity_number=SeverityNumber.INFO,
+                    attributes=attributes,
+                    event_name=name,
+                ),
+            )
+            for processor in sink.exporters:
+                processor.on_emit(exported)
+        target.emitted += 1
+        return
     record = StreamRecord(
         timestamp=timestamp,
-        context=handle.context if handle is not None else None,
+        context=context,
         severity_number=SeverityNumber.INFO,
         attributes=attributes,
         event_name=name,
     )
     record.otelstream_payload = payload
-    logger = target.logger or pipeline.export_logger
     # the SDK Logger takes its own ReadWriteLogRecord too (the API type says LogRecord)
     logger.emit(clean_record(logger, record))  # type: ignore[arg-type]
     target.emitted += 1
