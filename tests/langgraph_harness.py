@@ -1,0 +1,95 @@
+"""Plain LangGraph against instrumented LangGraph, in the same test run.
+
+A run is collected once on plain LangGraph, then again with
+:class:`~otelstream.integrations.langgraph.LangGraphInstrumentor` instrumented (and
+uninstrumented right after, so the rest of the suite keeps its oracle); the normalised
+chunks and errors must be identical (``tests/differential.py`` normalises ids, timestamps
+and exceptions). Each instrumented run must also have gone through the pipeline: every
+chunk it yielded had a record, or the comparison would prove nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from typing import Any
+
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
+
+from otelstream.integrations.langgraph import LangGraphInstrumentor
+from tests.differential import ATTEMPTS, Result, _diff, normalize
+
+__all__ = ["acompare", "compare", "instrumented", "stream_records"]
+
+
+@contextlib.contextmanager
+def instrumented(export_modes: Sequence[str] | None = None, **kwargs: Any) -> Iterator[LangGraphInstrumentor]:
+    """Instrument LangGraph for the block; uninstrument after it, whatever happens."""
+    instrumentor = LangGraphInstrumentor()
+    instrumentor.instrument(export_modes=export_modes, **kwargs)
+    try:
+        yield instrumentor
+    finally:
+        instrumentor.uninstrument()
+
+
+def stream_records(logs: InMemoryLogRecordExporter) -> list[Any]:
+    """Return the chunk records (not run-end ones) the exporter holds."""
+    return [
+        r.log_record
+        for r in logs.get_finished_logs()
+        if (r.log_record.event_name or "").startswith("otelstream.") and r.log_record.event_name != "otelstream.run.end"
+    ]
+
+
+def _check(plain: Result, ours: Result, records: int, *, numbered: bool) -> tuple[list[Any], Any]:
+    theirs_n = normalize(plain, numbered=numbered)
+    ours_n = normalize(ours, numbered=numbered)
+    assert ours_n[1] == theirs_n[1], f"errors differ:\n instrumented: {ours_n[1]!r}\n plain:        {theirs_n[1]!r}"
+    assert ours_n[0] == theirs_n[0], _diff(ours_n[0], theirs_n[0]).replace(
+        "otelstream | langgraph", "instrumented | plain"
+    )
+    assert records >= len(ours.chunks), f"{len(ours.chunks)} chunks yielded but only {records} records emitted"
+    return ours_n
+
+
+def compare(
+    collect: Callable[[], Result],
+    logs: InMemoryLogRecordExporter,
+    *,
+    export_modes: Sequence[str] | None = None,
+    numbered: bool = True,
+) -> tuple[list[Any], Any]:
+    """Collect on plain and instrumented LangGraph; assert the same; return the normalised result."""
+    for attempt in range(ATTEMPTS):
+        plain = collect()
+        logs.clear()
+        with instrumented(export_modes):
+            ours = collect()
+        try:
+            return _check(plain, ours, len(stream_records(logs)), numbered=numbered)
+        except AssertionError:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def acompare(
+    collect: Callable[[], Awaitable[Result]],
+    logs: InMemoryLogRecordExporter,
+    *,
+    export_modes: Sequence[str] | None = None,
+    numbered: bool = True,
+) -> tuple[list[Any], Any]:
+    """Like :func:`compare`, for a coroutine collecting an async run."""
+    for attempt in range(ATTEMPTS):
+        plain = await collect()
+        logs.clear()
+        with instrumented(export_modes):
+            ours = await collect()
+        try:
+            return _check(plain, ours, len(stream_records(logs)), numbered=numbered)
+        except AssertionError:
+            if attempt == ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
