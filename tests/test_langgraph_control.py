@@ -156,10 +156,11 @@ def test_command_goto_and_send(telemetry: Telemetry) -> None:
         return graph.compile()
 
     for version in ("v1", "v2"):
-        compare(
-            lambda version=version: Result(list(build().stream({"x": 0, "log": []}, stream_mode=ALL, version=version))),
-            telemetry.logs,
-        )
+
+        def collect(version: str = version) -> Result:
+            return Result(list(build().stream({"x": 0, "log": []}, stream_mode=ALL, version=version)))
+
+        compare(collect, telemetry.logs)
 
 
 # --- early break, close, throw ---------------------------------------------------------------
