@@ -34,11 +34,12 @@ from typing import Any
 import wrapt
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from otelstream.engine.progress import register_writer_source, unregister_writer_source
 from otelstream.integrations.langgraph._internals import SUPPORTED, installed_version, load, supported
 from otelstream.integrations.langgraph._pipeline import PipelineSource
 from otelstream.integrations.langgraph._settings import ENV_EXPORT_MODES, export_modes, warn_side_effects
 from otelstream.integrations.langgraph._stream import make_astream_wrapper, make_stream_wrapper
-from otelstream.integrations.langgraph._tasks import make_arun_wrapper, make_run_wrapper
+from otelstream.integrations.langgraph._tasks import langgraph_writer, make_arun_wrapper, make_run_wrapper
 
 __all__ = ["ENV_EXPORT_MODES", "LangGraphInstrumentor"]
 
@@ -152,10 +153,12 @@ class LangGraphInstrumentor(BaseInstrumentor):  # type: ignore[misc]  # the base
             for module, path in done:  # all or nothing: LangGraph is never half wrapped
                 _unwrap(module, path)
             raise
+        register_writer_source(langgraph_writer)
         self._wrapped = True
 
     def _uninstrument(self, **kwargs: Any) -> None:
         if getattr(self, "_wrapped", False):
+            unregister_writer_source(langgraph_writer)
             for module, path in _TARGETS:
                 _unwrap(module, path)
         self._wrapped = False

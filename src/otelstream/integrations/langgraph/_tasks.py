@@ -33,7 +33,7 @@ from otelstream.telemetry._safe import handle_internal_errors
 from otelstream.telemetry.metrics import is_progress
 from otelstream.telemetry.pipeline import SpanHandle, start_span
 
-__all__ = ["make_arun_wrapper", "make_run_wrapper"]
+__all__ = ["langgraph_writer", "make_arun_wrapper", "make_run_wrapper"]
 
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 
@@ -144,6 +144,22 @@ class _TaskScope:
         metrics = self.run.pipeline.metrics
         if metrics is not None:
             metrics.node_ended(self.graph, self.node, outcome, time.monotonic() - self.started, recorded)
+
+
+def langgraph_writer() -> Callable[[Any], None] | None:
+    """Return the stream writer of the instrumented LangGraph node running here, if any.
+
+    Registered for :func:`otelstream.write_progress`, which then works in LangGraph nodes.
+    """
+    if current_run() is None:
+        return None
+    from langgraph.config import get_stream_writer
+
+    try:
+        writer: Callable[[Any], None] = get_stream_writer()
+    except RuntimeError:
+        return None  # graph code outside a node (a routing function's caller, say)
+    return writer
 
 
 def _scope(internals: Internals, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[_TaskScope | None, Any]:
