@@ -17,8 +17,9 @@ from uuid import UUID
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, Send
+from langgraph.types import Command, Send, interrupt
 
 import otelstream
 from tests.conftest import Telemetry, make_telemetry
@@ -427,3 +428,67 @@ def test_threads_keep_their_own_runs(telemetry: Telemetry) -> None:
         return Result([out[i] for i in range(4)])
 
     compare(collect, telemetry.logs, min_records=8)
+
+
+# --- the functional API, pydantic state ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("mode", [["updates", "custom", "values"], "debug", "tasks", None], ids=repr)
+def test_functional_api(telemetry: Telemetry, mode: Any, version: str) -> None:
+    from langgraph.func import entrypoint, task
+
+    def build() -> Any:
+        @task
+        def double(n: int) -> int:
+            time.sleep((3 - n) * STAGGER)  # deterministic: they finish in the order 3, 2, 1
+            get_stream_writer()({"doubling": n})
+            return 2 * n
+
+        @entrypoint(checkpointer=InMemorySaver())
+        def workflow(numbers: list[int]) -> list[int]:
+            results = [f.result() for f in [double(n) for n in numbers]]
+            answer = interrupt("continue?")  # after the tasks: their chunks come first
+            return [*results, len(str(answer))]
+
+        return workflow
+
+    def session() -> Result:
+        graph = build()
+        config = {"configurable": {"thread_id": "f-1"}}
+        entries = [list(graph.stream([1, 2, 3], config, stream_mode=mode, version=version))]
+        entries.append(list(graph.stream(Command(resume="go"), config, stream_mode=mode, version=version)))
+        return Result(entries)
+
+    compare(session, telemetry.logs, min_records=2)
+
+
+@pytest.mark.parametrize("version", ["v1", "v2"])
+def test_pydantic_state_with_interrupts(telemetry: Telemetry, version: str) -> None:
+    from pydantic import BaseModel
+
+    class Model(BaseModel):
+        x: int = 0
+        note: str = ""
+
+    def build() -> Any:
+        def ask(state: Model) -> dict[str, Any]:
+            return {"note": str(interrupt({"x": state.x}))}
+
+        graph = StateGraph(Model)
+        graph.add_node("bump", lambda s: {"x": s.x + 1})
+        graph.add_node("ask", ask)
+        graph.add_edge(START, "bump")
+        graph.add_edge("bump", "ask")
+        return graph.compile(checkpointer=InMemorySaver())
+
+    def session() -> Result:
+        graph = build()
+        config = {"configurable": {"thread_id": "p-1"}}
+        modes = ["values", "updates", "checkpoints", "debug"]
+        entries = [list(graph.stream(Model(), config, stream_mode=modes, version=version))]
+        entries.append(list(graph.stream(Command(resume="done"), config, stream_mode=modes, version=version)))
+        entries.append(graph.invoke(Model(x=5), {"configurable": {"thread_id": "p-2"}}, version=version))
+        return Result(entries)
+
+    compare(session, telemetry.logs, min_records=2)

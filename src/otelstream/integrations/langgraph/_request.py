@@ -46,10 +46,13 @@ class Request:
     tagged: bool
     formatter: Callable[[Chunk], Any]
 
-    def wants(self, namespace: tuple[str, ...], mode: str) -> bool:
-        """Return whether the application's own call would have yielded this chunk."""
-        # the same operator as LangGraph's `mode in stream_mode`: str, list and tuple alike
-        return mode in self.app_modes and (self.subgraphs or not namespace)
+    def wants(self, mode: str) -> bool:
+        """Return whether the application's own call would have yielded a chunk of ``mode``."""
+        # the same test as LangGraph's `mode in stream_mode`: str, list and tuple alike. No
+        # namespace test: the inner call has the application's `subgraphs`, so LangGraph only
+        # produces what the application would get — a functional-API task's custom writes
+        # come with the task's namespace even without subgraphs=True
+        return mode in self.app_modes
 
     def split(self, item: Any) -> tuple[tuple[str, ...], str, Any, Any]:
         """Return ``(namespace, mode, payload, interrupts)`` of one chunk of the inner call.

@@ -206,7 +206,7 @@ class LangGraphRun:
                 drained = channel.drain()
             # what else the channel held are progress records the application does not get
             received = next((c for c in drained if c.payload is record and c.mode == mode), None)
-        if not request.wants(namespace, mode):
+        if not request.wants(mode):
             return []
         if received is None:
             # the record never reached the channel: the application still gets its chunk
