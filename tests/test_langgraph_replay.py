@@ -152,3 +152,24 @@ def test_replay_from_the_otlp_json_file(tmp_path: Path) -> None:
         assert list(replayed) == streamed
     finally:
         otelstream.configure()
+
+
+def test_replay_of_functional_api_custom_writes_in_v2(telemetry: Telemetry) -> None:
+    from langgraph.config import get_stream_writer
+    from langgraph.func import entrypoint, task
+
+    @task
+    def step(n: int) -> int:
+        get_stream_writer()({"step": n})
+        return n
+
+    @entrypoint()
+    def workflow(n: int) -> int:
+        return step(n).result() + 1
+
+    graph: Any = workflow
+    with instrumented():
+        streamed = list(graph.stream(1, {"run_id": "fn-1"}, stream_mode=["custom", "updates"], version="v2"))
+    # the task's custom write carries the task's namespace though subgraphs=False
+    assert streamed[0]["ns"] != ()
+    assert list(_replay(telemetry, "fn-1", ["custom", "updates"], True, "v2")) == streamed

@@ -24,7 +24,7 @@ from otelstream._config import router
 from otelstream.consumer.channel import Chunk, RunChannel
 from otelstream.engine.events import Outcome
 from otelstream.integrations.langgraph._request import INTERRUPT, Request, record_payload
-from otelstream.telemetry._safe import handle_internal_errors
+from otelstream.telemetry._safe import handle_internal_errors, reraise_internal_errors
 from otelstream.telemetry.pipeline import Pipeline, SpanHandle, Streams, StreamTarget
 from otelstream.telemetry.runs import end_run_span, start_run_span, thread_links
 
@@ -78,7 +78,7 @@ class LangGraphRun:
         "lock",
         "own_custom",
         "pipeline",
-        "progress_target",
+        "emitter",
         "request",
         "run_id",
         "streams",
@@ -128,7 +128,7 @@ class LangGraphRun:
         self._lost_logged = False
         self.channel: RunChannel | None = None
         self.target: StreamTarget | None = None
-        self.progress_target: StreamTarget | None = None
+        self.emitter: StreamTarget | None = None
         own: list[StreamTarget] = []
         if request is not None:
             # the consumer never waits on this channel, and no producer should wait for it:
@@ -143,10 +143,12 @@ class LangGraphRun:
                 mode_order=request.modes,
                 tagged=request.tagged,
             )
-            # progress signals LangGraph does not carry to this stream: same run, same numbering
-            self.progress_target = StreamTarget(
+            # what records are emitted for: every chunk the inner call yields (a functional-API
+            # task's custom write has a namespace even without subgraphs=True) and progress
+            # signals LangGraph does not carry to this stream; same run, same numbering
+            self.emitter = StreamTarget(
                 run_id=self.run_id,
-                modes=frozenset(("custom",)),
+                modes=frozenset((*request.inner_modes, "custom")),
                 subgraphs=True,
                 depth=0,
                 on_lost=self.channel.lost,
@@ -173,8 +175,8 @@ class LangGraphRun:
         except BaseException:
             router().close(self.run_id)
             raise
-        if self.progress_target is not None and self.target is not None:
-            self.progress_target.logger = self.target.logger
+        if self.emitter is not None and self.target is not None:
+            self.emitter.logger = self.target.logger
         self.context = otel_context.set_value(_RUN_KEY, self, self.handle.context)
 
     # --- the consumer's side ----------------------------------------------------------------
@@ -192,7 +194,7 @@ class LangGraphRun:
             record = record_payload(request, mode, payload, interrupts)
             node, handle = self._origin(namespace, mode, payload)
             channel = self.channel
-            assert channel is not None and self.target is not None
+            assert channel is not None and self.emitter is not None
             with self.lock:
                 self.streams.emit(
                     namespace,
@@ -201,7 +203,7 @@ class LangGraphRun:
                     graph=self.graph_of(namespace),
                     node=node,
                     handle=handle,
-                    targets=(self.target,),
+                    targets=(self.emitter,),
                 )
                 drained = channel.drain()
             # what else the channel held are progress records the application does not get
@@ -210,6 +212,8 @@ class LangGraphRun:
             return []
         if received is None:
             # the record never reached the channel: the application still gets its chunk
+            if reraise_internal_errors():
+                raise RuntimeError(f"a {mode} chunk of run {self.run_id} did not come back through the pipeline")
             self._log_lost()
             if request.v2:
                 return [item]
@@ -338,7 +342,7 @@ class LangGraphRun:
 
     def emit_progress(self, namespace: str, chunk: Any, node: str, handle: SpanHandle | None) -> None:
         """Emit a progress signal LangGraph will not bring to this stream, as a ``custom`` record."""
-        target = self.progress_target
+        target = self.emitter
         if target is None:
             return
         ns = tuple(namespace.split("|")) if namespace else ()
