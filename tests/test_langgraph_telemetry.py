@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import otelstream
 from otelstream.telemetry import semconv
 from otelstream.telemetry.codec import decode
-from tests.helpers import rebuild, stream_records
+from tests.helpers import rebuild, rebuild_from_spans_and_logs, stream_records
 from tests.langgraph_harness import instrumented
 
 
@@ -391,3 +391,19 @@ def test_progress_in_a_subgraph_the_stream_does_not_show(exported: Exported) -> 
     custom = [r for r in exported.records() if r.log_record.event_name == "otelstream.custom"]
     assert len(custom) == 1 and str(custom[0].log_record.attributes[semconv.NAMESPACE]).startswith("sub:")
     assert exported.points("otelstream.progress.signals") == [({semconv.GRAPH: "LangGraph", semconv.NODE: "work"}, 1)]
+
+
+def test_span_event_carrier(exported: Exported) -> None:
+    modes = ["updates", "custom", "values"]
+    otelstream.configure(
+        tracer_provider=exported.tracer_provider,
+        logger_provider=LoggerProvider(),  # nothing exported as log records
+        span_event_modes=modes,
+    )
+    with instrumented():
+        chunks = list(_graph().stream({"x": 0, "log": []}, stream_mode=modes, subgraphs=True))
+    rebuilt = rebuild_from_spans_and_logs(exported.finished(), [])
+    assert rebuilt == [tuple(c) for c in chunks]
+    (run,) = exported.named("invoke_workflow parent_graph")
+    # chunks consumed after their node ended travel on the run span, which is still open
+    assert len(run.events) + sum(len(s.events) for s in exported.finished() if s is not run) >= len(chunks)

@@ -193,6 +193,10 @@ class LangGraphRun:
         with handle_internal_errors("exporting a LangGraph chunk"):
             record = record_payload(request, mode, payload, interrupts)
             node, handle = self._origin(namespace, mode, payload)
+            if mode in self.pipeline.span_event_modes and not handle.span.is_recording():
+                # the span-event carrier: a node span that has ended takes no event, and chunks
+                # are consumed after their node ends; the run span is open until the run ends
+                handle = self.handle
             channel = self.channel
             assert channel is not None and self.emitter is not None
             with self.lock:
