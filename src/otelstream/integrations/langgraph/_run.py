@@ -41,6 +41,10 @@ _THREAD_SPANS_MAX = 4096
 _THREAD_SPANS_LOCK = threading.Lock()
 
 
+# reusable guards (stateless): one less object per chunk on the consumer's hot path
+_EXPORTING = handle_internal_errors("exporting a LangGraph chunk")
+
+
 def current_run() -> LangGraphRun | None:
     """Return the instrumented run whose graph code is running here (node threads included)."""
     run = otel_context.get_value(_RUN_KEY)
@@ -190,7 +194,7 @@ class LangGraphRun:
         if interrupts or (mode in ("updates", "values") and isinstance(payload, dict) and INTERRUPT in payload):
             self.interrupted = True
         received: Chunk | None = None
-        with handle_internal_errors("exporting a LangGraph chunk"):
+        with _EXPORTING:
             record = record_payload(request, mode, payload, interrupts)
             node, handle = self._origin(namespace, mode, payload)
             if mode in self.pipeline.span_event_modes and not handle.span.is_recording():
@@ -211,7 +215,10 @@ class LangGraphRun:
                 )
                 drained = channel.drain()
             # what else the channel held are progress records the application does not get
-            received = next((c for c in drained if c.payload is record and c.mode == mode), None)
+            for chunk in drained:
+                if chunk.payload is record and chunk.mode == mode:
+                    received = chunk
+                    break
         if not request.wants(mode):
             return []
         if received is None:
