@@ -14,12 +14,25 @@ import contextlib
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
+import pytest
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter
 
-from otelstream.integrations.langgraph import LangGraphInstrumentor
+from otelstream.integrations.langgraph import LangGraphInstrumentor, _internals
 from tests.differential import ATTEMPTS, Result, _diff, normalize
 
-__all__ = ["acompare", "compare", "instrumented", "stream_records"]
+__all__ = ["LANGGRAPH_VERSION", "VERSIONS", "acompare", "compare", "instrumented", "needs", "stream_records"]
+
+LANGGRAPH_VERSION = _internals._release(_internals.installed_version() or "0")
+"""The installed LangGraph's release, e.g. ``(1, 2, 22)``: the suite runs on 1.0, 1.1 and 1.2."""
+
+
+def needs(release: tuple[int, ...], feature: str) -> pytest.MarkDecorator:
+    """Skip a test on LangGraph older than ``release``, which lacks ``feature``."""
+    return pytest.mark.skipif(LANGGRAPH_VERSION < release, reason=f"{feature} is new in LangGraph {release}")
+
+
+VERSIONS = ["v1", pytest.param("v2", marks=needs((1, 1), 'stream(version="v2")'))]
+"""``version=`` values whose v2 shape a test asserts (LangGraph 1.0 ignores the argument)."""
 
 
 @contextlib.contextmanager

@@ -24,7 +24,7 @@ from langgraph.types import Command, Send, interrupt
 import otelstream
 from tests.conftest import Telemetry, make_telemetry
 from tests.differential import LANGGRAPH, STAGGER, Result
-from tests.langgraph_harness import acompare, compare, stream_records
+from tests.langgraph_harness import acompare, compare, needs, stream_records
 from tests.test_differential import explicit_inner_stream, in_node_caller_with_config
 from tests.test_differential_checkpoint import approval, parallel_interrupts, subgraph_interrupt
 
@@ -387,6 +387,7 @@ def test_nested_config_and_explicit_inner_streams(telemetry: Telemetry, subgraph
     )
 
 
+@needs((1, 2), 'stream_events(version="v3")')
 @pytest.mark.filterwarnings("ignore:The v3 streaming protocol")
 def test_stream_events_v3(telemetry: Telemetry) -> None:
     def collect() -> Result:

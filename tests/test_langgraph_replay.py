@@ -16,7 +16,7 @@ import otelstream
 from otelstream import ExportOptions
 from tests.conftest import Telemetry, make_telemetry
 from tests.differential import LANGGRAPH, Build
-from tests.langgraph_harness import instrumented
+from tests.langgraph_harness import VERSIONS, instrumented, needs
 from tests.test_differential import explicit_inner_stream, in_node_caller, linear, nested_parent
 from tests.test_differential_checkpoint import approval
 from tests.test_differential_messages import _with_child
@@ -54,7 +54,7 @@ def _replay(telemetry: Telemetry, run_id: str, mode: Any, subgraphs: bool, versi
     )
 
 
-@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("version", VERSIONS)
 @pytest.mark.parametrize("subgraphs", [False, True])
 @pytest.mark.parametrize("mode", MODES, ids=repr)
 @pytest.mark.parametrize("graph", list(GRAPHS))
@@ -87,7 +87,7 @@ def _without_message_ids(value: Any) -> Any:
     return value
 
 
-@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_replay_of_a_thread_with_an_interrupt(telemetry: Telemetry, version: str) -> None:
     graph = approval(LANGGRAPH, InMemorySaver())
     modes = ["updates", "values", "custom"]
@@ -154,6 +154,7 @@ def test_replay_from_the_otlp_json_file(tmp_path: Path) -> None:
         otelstream.configure()
 
 
+@needs((1, 1), 'stream(version="v2")')
 def test_replay_of_functional_api_custom_writes_in_v2(telemetry: Telemetry) -> None:
     from langgraph.config import get_stream_writer
     from langgraph.func import entrypoint, task

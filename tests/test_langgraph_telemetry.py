@@ -31,7 +31,7 @@ import otelstream
 from otelstream.telemetry import semconv
 from otelstream.telemetry.codec import decode
 from tests.helpers import rebuild, rebuild_from_spans_and_logs, stream_records
-from tests.langgraph_harness import instrumented
+from tests.langgraph_harness import VERSIONS, instrumented
 
 
 class State(TypedDict):
@@ -124,7 +124,7 @@ def _graph(tracer: trace.Tracer | None = None) -> Any:
 # --- records -------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("version", ["v1", "v2"])
+@pytest.mark.parametrize("version", VERSIONS)
 def test_one_record_per_chunk_that_decodes_to_it(exported: Exported, version: str) -> None:
     with instrumented(export_modes=[]):
         chunks = list(

@@ -70,6 +70,14 @@ class Internals:
         """Whether ``stream()`` takes ``version=`` (from 1.1 on)."""
         return self.version[:2] >= (1, 1)
 
+    @property
+    def independent_interrupts(self) -> bool:
+        """Whether an interrupt reaches ``values`` also when ``updates`` is streamed (from 1.1 on).
+
+        LangGraph 1.0's ``PregelLoop.output_writes`` emits it to ``updates``, *else* to ``values``.
+        """
+        return self.version[:2] >= (1, 1)
+
 
 def load(version: str) -> Internals:
     """Import the names the wrappers use from the installed LangGraph.

@@ -93,17 +93,21 @@ def plan(
         return None
     if not all(isinstance(m, str) and m in MODES for m in modes):
         return None  # LangGraph raises or ignores as it likes, unchanged
-    version = kwargs.get("version", "v1")
+    # LangGraph takes anything but "v2" for v1; before 1.1 it ignores `version` altogether
+    v2 = kwargs.get("version", "v1") == "v2" and internals.has_v2
     subgraphs = bool(kwargs.get("subgraphs", False))
+    if not internals.independent_interrupts and "values" in modes and "updates" not in modes:
+        # LangGraph 1.0 sends an interrupt to `updates` *instead of* `values` when both are
+        # streamed: adding `updates` would take the interrupt out of the application's values
+        export = [m for m in export if m != "updates"]
     request = Request(
         app_modes=app_modes,
         modes=tuple(dict.fromkeys(modes)),
         inner_modes=tuple(dict.fromkeys((*modes, *export))),
         subgraphs=subgraphs,
-        v2=version == "v2",
+        v2=v2,
         tagged=isinstance(app_modes, list),
-        # LangGraph takes anything but "v2" for v1
-        formatter=make_formatter(app_modes, subgraphs, "v2" if version == "v2" else "v1"),
+        formatter=make_formatter(app_modes, subgraphs, "v2" if v2 else "v1"),
     )
     return request, {**kwargs, "stream_mode": list(request.inner_modes)}
 
