@@ -103,7 +103,7 @@ def _print_top(stats: pstats.Stats, sort: str, top: int) -> str:
 
 def main(argv: Sequence[str] | None = None) -> None:
     from run import receiver_process
-    from worker import CONFIGS, EXPORT_CONFIGS, Exporting, TracedPeer, percentile
+    from worker import CONFIGS, EXPORT_CONFIGS, PLUGIN_PREFIX, Exporting, TracedPeer, percentile
     from workloads import WORKLOADS, load_lib
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -123,17 +123,23 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     endpoint: dict[str, str] = {}
-    with receiver_process(args.config == "otlp", endpoint):
+    plugin = args.config.startswith(PLUGIN_PREFIX)
+    export_config = args.config.removeprefix(PLUGIN_PREFIX)
+    with receiver_process(export_config == "otlp", endpoint):
         os.environ.update(endpoint)
         workload = WORKLOADS[args.workload]
         size = args.size or workload.size
-        lib = load_lib("langgraph" if args.config.startswith("langgraph") else "otelstream")
+        lib = load_lib("langgraph" if args.config.startswith("langgraph") or plugin else "otelstream")
         profilers = ThreadProfilers()
         exports = _time_exports() if args.latency else []
         if not args.latency:
             profilers.start()  # before the exporters start their threads
-        exporting = Exporting(args.config) if args.config in EXPORT_CONFIGS else None
+        exporting = Exporting(export_config) if export_config in EXPORT_CONFIGS else None
         traced = TracedPeer() if args.config == "langgraph-traced" else None
+        if plugin:
+            from otelstream.integrations.langgraph import LangGraphInstrumentor
+
+            LangGraphInstrumentor().instrument(export_modes=[])
         graph = workload.build(lib, size)
         workload.run(graph, min(size, workload.warmup_size))  # warm-up (profiled too: kept small)
         started = time.perf_counter()

@@ -15,8 +15,10 @@ runs repeat each pair in two (1M events: three) rounds, interleaved across confi
 a burst of load from other processes on this shared machine hits every engine alike.
 
 The traced peer (``langgraph-traced``: LangGraph with OpenInference's LangChain instrumentor)
-runs on the chain and agent workloads only; its ratio column is to plain LangGraph, and the
-report compares otelstream with it too.
+and LangGraph with otelstream's plugin (``plugin-none``, ``plugin-null-export``,
+``plugin-otlp``: ``LangGraphInstrumentor``) run on the chain, agent and token workloads only;
+their ratio columns are to plain LangGraph, and the report compares otelstream and the plugin
+with the traced peer too.
 
 Ratios are otelstream / LangGraph for times (µs, latencies, memory) and LangGraph /
 otelstream for throughputs (events/s): in every column **≤ 1.0× means as fast (or as lean)
@@ -47,14 +49,27 @@ from workloads import WORKLOADS
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-CONFIGS = ("langgraph", "langgraph-traced", "none", "null-export", "otlp")
+CONFIGS = (
+    "langgraph",
+    "langgraph-traced",
+    "none",
+    "null-export",
+    "otlp",
+    "plugin-none",
+    "plugin-null-export",
+    "plugin-otlp",
+)
 OTELSTREAM_CONFIGS = ("none", "null-export", "otlp")
+PLUGIN_CONFIGS = ("plugin-none", "plugin-null-export", "plugin-otlp")
 CONFIG_TITLES = {
     "langgraph": "LangGraph",
     "langgraph-traced": "LangGraph + OpenInference",
     "none": "(a) no export",
     "null-export": "(b) null export",
     "otlp": "(c) OTLP/HTTP",
+    "plugin-none": "LangGraph + plugin (a)",
+    "plugin-null-export": "LangGraph + plugin (b)",
+    "plugin-otlp": "LangGraph + plugin (c)",
 }
 SPANS_PER_RUN = {
     "chain_updates": 101,
@@ -69,8 +84,8 @@ SPANS_PER_RUN = {
 }
 # results saved before they recorded their expected spans: the agent loop then had no model
 SPANS_PER_RUN_BEFORE_MODELS = {**SPANS_PER_RUN, "agent": 6}
-# (7): the traced peer runs on workloads 1 and 6 only
-TRACED_WORKLOADS = ("chain_updates", "chain_values", "agent")
+# (7): the traced peer and the plugin run on workloads 1, 4 and 6 only
+TRACED_WORKLOADS = ("chain_updates", "chain_values", "tokens_10k", "agent")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +206,7 @@ def _run_worker(config: str, workload: str, plan: Plan) -> dict[str, Any]:
     ]
     env = _clean_env()
 
-    with receiver_process(config == "otlp", env):
+    with receiver_process(config in ("otlp", "plugin-otlp"), env):
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     for line in done.stdout.splitlines():
         if line.startswith("RESULT "):
@@ -233,7 +248,9 @@ def measure(workloads: Sequence[str], configs: Sequence[str], plans: dict[str, P
     results: dict[str, dict[str, Any]] = {}
     for workload in workloads:
         plan = plans[workload]
-        pairs = [c for c in configs if c != "langgraph-traced" or workload in TRACED_WORKLOADS]
+        pairs = [
+            c for c in configs if (c != "langgraph-traced" and c not in PLUGIN_CONFIGS) or workload in TRACED_WORKLOADS
+        ]
         rounds: dict[str, list[dict[str, Any]]] = {c: [] for c in pairs}
         for round_no in range(plan.rounds):
             for config in pairs:
@@ -453,6 +470,25 @@ def targets(results: dict[str, dict[str, Any]]) -> list[tuple[str, str, bool | N
             out.append(
                 (title, "not measured" if value is None else f"{value:.0f} µs", None if value is None else value <= 250)
             )
+    # the plugin exporting every stream event against OpenInference exporting spans only
+    for workload, unit in (
+        ("chain_updates", "µs/node step"),
+        ("chain_values", "µs/node step"),
+        ("tokens_10k", "tokens/s"),
+        ("agent", "µs/run"),
+    ):
+        metric = _metric(workload, unit)
+        peer = _median(results, metric, "langgraph-traced")
+        for config in ("plugin-null-export", "plugin-otlp"):
+            title = f"{metric.label}: plugin ≤ 1.0× LangGraph + OpenInference, {CONFIG_TITLES[config]}"
+            ours = _median(results, metric, config)
+            if ours is None or peer is None:
+                out.append((title, "not measured", None))
+                continue
+            ratio = _ratio(metric, ours, peer)
+            out.append(
+                (title, f"{ratio:.2f}× ({metric.fmt.format(ours)} vs {metric.fmt.format(peer)} {unit})", ratio <= 1.0)
+            )
     memory = _metric("custom_1m", "MB peak RSS growth")
     for config in ("null-export", "otlp"):
         value = _median(results, memory, config)
@@ -529,24 +565,23 @@ def token_floor(results: dict[str, dict[str, Any]]) -> list[str]:
 
 
 def traced_peer(results: dict[str, dict[str, Any]]) -> list[str]:
-    """otelstream against the traced peer (LangGraph + OpenInference) on the workloads it runs."""
+    """otelstream and the plugin against the traced peer (LangGraph + OpenInference) on the workloads it runs."""
     lines = []
     for metric in METRICS:
         peer = _median(results, metric, "langgraph-traced")
         if peer is None:
             continue
         ours = []
-        for config in OTELSTREAM_CONFIGS:
+        for config in (*OTELSTREAM_CONFIGS, *PLUGIN_CONFIGS):
             value = _median(results, metric, config)
             if value is not None:
                 ours.append(f"{CONFIG_TITLES[config]} {_ratio(metric, value, peer):.2f}×")
         if ours:
             lines.append(
-                f"  {metric.label} ({metric.fmt.format(peer)} {metric.unit} traced): otelstream / traced peer: "
-                + ", ".join(ours)
+                f"  {metric.label} ({metric.fmt.format(peer)} {metric.unit} traced): / traced peer: " + ", ".join(ours)
             )
     return (
-        (["otelstream vs the traced peer (LangGraph + OpenInference, ratio ≤ 1.00× = faster):", *lines])
+        (["otelstream and the plugin vs the traced peer (LangGraph + OpenInference, ratio ≤ 1.00× = faster):", *lines])
         if lines
         else []
     )

@@ -17,6 +17,11 @@ Configurations:
   each repetition's clock stops after ``otelstream.force_flush()`` returned.
 - ``otlp``: ``configure(export=ExportOptions(otlp=True))`` with ``OTEL_EXPORTER_OTLP_ENDPOINT``
   pointing at ``bench/receiver.py``; the clock stops after ``otelstream.force_flush()``.
+- ``plugin-none`` / ``plugin-null-export`` / ``plugin-otlp``: LangGraph's own graphs with
+  otelstream's plugin, ``LangGraphInstrumentor().instrument(export_modes=[])``, over the export
+  setup of ``none`` / ``null-export`` / ``otlp``: every chunk the application streams exported
+  (and no other mode, so the exported records must equal the chunks streamed), with run, node
+  and chat-model spans.
 
 GC: ``gc.collect()`` before every timed repetition, GC left enabled (default thresholds)
 while it runs, the same for every configuration.
@@ -39,7 +44,17 @@ from typing import Any
 
 from workloads import WORKLOADS, Sample, load_lib
 
-CONFIGS = ("langgraph", "langgraph-traced", "none", "null-export", "otlp")
+CONFIGS = (
+    "langgraph",
+    "langgraph-traced",
+    "none",
+    "null-export",
+    "otlp",
+    "plugin-none",
+    "plugin-null-export",
+    "plugin-otlp",
+)
+PLUGIN_PREFIX = "plugin-"
 EXPORT_CONFIGS = ("null-export", "otlp")
 CHUNK_PREFIX = "otelstream."
 RUN_END = "otelstream.run.end"
@@ -194,9 +209,16 @@ def percentile(values: Sequence[int | float], fraction: float) -> float:
 
 def measure(config: str, workload_name: str, reps: int, warmup: int) -> dict[str, Any]:
     workload = WORKLOADS[workload_name]
-    lib = load_lib("langgraph" if config.startswith("langgraph") else "otelstream")
-    exporting = Exporting(config) if config in EXPORT_CONFIGS else None
+    plugin = config.startswith(PLUGIN_PREFIX)
+    export_config = config.removeprefix(PLUGIN_PREFIX)
+    lib = load_lib("langgraph" if config.startswith("langgraph") or plugin else "otelstream")
+    exporting = Exporting(export_config) if export_config in EXPORT_CONFIGS else None
     traced = TracedPeer() if config == "langgraph-traced" else None
+    if plugin:
+        from otelstream.integrations.langgraph import LangGraphInstrumentor
+
+        # only the application's modes: the exported records must equal the chunks streamed
+        LangGraphInstrumentor().instrument(export_modes=[])
     graph = workload.build(lib, workload.size)
     run: Callable[[Any, int], Sample] = workload.run
 

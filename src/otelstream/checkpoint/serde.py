@@ -81,6 +81,9 @@ class CheckpointedError(Exception):
 _REGISTERED: dict[str, type] = {}
 # module prefixes whose classes are rebuilt when they are pydantic models (the message types)
 _TRUSTED_MODULES = ("langchain_core.messages.",)
+# LangGraph's own value types (Interrupt, Send, Command), for the streams of instrumented
+# LangGraph: rebuilt when that module is loaded already (nothing is imported for it)
+_TRUSTED_VALUE_MODULES = frozenset(("langgraph.types",))
 
 
 def _qualified(cls: type) -> str:
@@ -132,12 +135,13 @@ def allowed_type(name: str) -> type | None:
     if cls is not None:
         return cls
     module, _, qualname = name.partition(":")
-    if not module.startswith(_TRUSTED_MODULES):
+    value_type = module in _TRUSTED_VALUE_MODULES
+    if not value_type and not module.startswith(_TRUSTED_MODULES):
         return None
     # a message class of LangChain's (imported already: the state held one when it was saved)
     owner = sys.modules.get(module)
     cls = getattr(owner, qualname, None) if owner is not None and "." not in qualname else None
-    if isinstance(cls, type) and hasattr(cls, "model_construct"):
+    if isinstance(cls, type) and (value_type or hasattr(cls, "model_construct")):
         return cls
     return None
 

@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from otelstream.engine.runtime import get_stream_writer
+from otelstream.engine.runtime import current_task_context, get_stream_writer
 
-__all__ = ["progress_chunk", "write_progress"]
+__all__ = ["WriterSource", "progress_chunk", "register_writer_source", "unregister_writer_source", "write_progress"]
+
+WriterSource = Callable[[], "Callable[[Any], None] | None"]
+"""Returns the stream writer of the node of another engine running here, or None."""
+
+# other engines' nodes (an instrumented LangGraph's) install themselves here: the engine
+# cannot import the integrations above it. A tuple, replaced whole, for readers on node threads
+_SOURCES: tuple[WriterSource, ...] = ()
+
+
+def register_writer_source(source: WriterSource) -> None:
+    """Let :func:`write_progress` outside otelstream's nodes write through ``source``'s writer."""
+    global _SOURCES
+    if source not in _SOURCES:
+        _SOURCES = (*_SOURCES, source)
+
+
+def unregister_writer_source(source: WriterSource) -> None:
+    """Stop consulting ``source``."""
+    global _SOURCES
+    _SOURCES = tuple(s for s in _SOURCES if s != source)
 
 
 def progress_chunk(
@@ -42,6 +63,8 @@ def write_progress(
 ) -> None:
     """Write a progress signal through the current node's stream writer.
 
+    Inside a node of an instrumented LangGraph graph it writes through LangGraph's writer.
+
     Example:
         >>> def fetch(state):  # doctest: +SKIP
         ...     for page in range(10):
@@ -53,4 +76,11 @@ def write_progress(
         TypeError: ``done`` or ``total`` is not a number.
         ValueError: ``done`` or ``total`` is negative.
     """
-    get_stream_writer()(progress_chunk(done, total, unit=unit, message=message))
+    chunk = progress_chunk(done, total, unit=unit, message=message)
+    if current_task_context() is None:
+        for source in _SOURCES:
+            writer = source()
+            if writer is not None:
+                writer(chunk)
+                return
+    get_stream_writer()(chunk)

@@ -92,8 +92,8 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
 
     run_inline = True
 
-    def __init__(self, streams: Streams, run: RunInfo, task: Task) -> None:
-        """Record into ``streams`` for ``task`` of ``run``."""
+    def __init__(self, streams: Streams, run: RunInfo | None, task: Task | None) -> None:
+        """Record into ``streams`` for ``task`` of ``run`` (both None: spans only, no chunks)."""
         super().__init__()
         self._streams = streams
         self._run = run
@@ -126,10 +126,13 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
     ) -> Any:
         """Start the call's span; pick the consumers its tokens go to."""
         with handle_internal_errors("starting a LangChain chat model span"):
-            meta = _with_checkpoint_ns(dict(metadata or {}), self._task)
+            meta = dict(metadata or {})
+            if self._task is not None:
+                meta = _with_checkpoint_ns(meta, self._task)
             targets = []
             if not tags or _NOSTREAM not in tags:
-                targets = self._streams.targets_for(self._run.namespace, "messages")
+                if self._run is not None:
+                    targets = self._streams.targets_for(self._run.namespace, "messages")
                 if (filtered := user_tags(tags)) is not None:
                     meta["tags"] = filtered
             parent = self._tools.get(parent_run_id) if parent_run_id is not None else None
@@ -144,7 +147,12 @@ class OtelstreamCallbackHandler(BaseCallbackHandler):
                 metadata=meta,
                 input_messages=_as_parts(messages) if capture_content(self._streams.pipeline) else None,
                 parent=parent.handle if parent is not None else None,
+                attributes=self._call_attributes(meta),
             )
+
+    def _call_attributes(self, metadata: dict[str, Any]) -> dict[str, Any] | None:
+        """Return more attributes for a chat model span (none here; the task gives node and id)."""
+        return None
 
     def on_llm_new_token(
         self,

@@ -34,6 +34,7 @@ from otelstream.telemetry._sdk import suppressed
 
 __all__ = [
     "CAPTURE_MESSAGE_CONTENT",
+    "EXPORT_MODES",
     "MAX_PAYLOAD_BYTES",
     "OTLP_ENDPOINT",
     "OTLP_LOGS_ENDPOINT",
@@ -234,6 +235,14 @@ SHUTDOWN_TIMEOUT: EnvVar[float] = EnvVar(
     "Seconds ``otelstream.shutdown()`` and the flush at interpreter exit wait for otelstream's own "
     "exporters in all; what is not exported by then is counted as dropped; ``shutdown(timeout=...)``.",
 )
+EXPORT_MODES: EnvVar[str | None] = EnvVar(
+    "OTELSTREAM_EXPORT_MODES",
+    None,
+    _text,
+    "Comma-separated stream modes every instrumented LangGraph run exports besides the ones the "
+    "application streams (unset: ``updates``; ``none``: no more); ``custom``, ``messages`` and "
+    "``tools`` change LangGraph's behaviour (docs/telemetry.md); ``instrument(export_modes=...)``.",
+)
 SERVE_TOKEN: EnvVar[str | None] = EnvVar(
     "OTELSTREAM_SERVE_TOKEN",
     None,
@@ -301,6 +310,7 @@ VARIABLES: tuple[EnvVar[Any], ...] = (
     MAX_PAYLOAD_BYTES,
     SPAN_EVENT_MODES,
     SHUTDOWN_TIMEOUT,
+    EXPORT_MODES,
     SERVE_TOKEN,
     RAISE_INTERNAL,
     CAPTURE_MESSAGE_CONTENT,

@@ -17,7 +17,6 @@ from contextlib import ExitStack, contextmanager
 from typing import Any
 
 from opentelemetry import context as otel_context
-from opentelemetry.trace import Link, SpanContext, TraceFlags
 
 from otelstream.engine.events import Outcome, RunInfo, StreamEvent, Task
 from otelstream.engine.runtime import TaskContext
@@ -26,10 +25,10 @@ from otelstream.errors import RunStopped
 from otelstream.telemetry import messages as _messages
 from otelstream.telemetry import semconv
 from otelstream.telemetry._safe import handle_internal_errors
-from otelstream.telemetry.export import DROPS
 from otelstream.telemetry.hooks import task_hooks
 from otelstream.telemetry.llm import stop_calls
-from otelstream.telemetry.pipeline import Pipeline, SpanHandle, Streams, StreamTarget, emit_run_end, start_span
+from otelstream.telemetry.pipeline import Pipeline, SpanHandle, Streams, StreamTarget, start_span
+from otelstream.telemetry.runs import end_run_span, start_run_span, thread_links
 
 __all__ = ["TelemetryObserver", "streams_of"]
 
@@ -113,39 +112,19 @@ class TelemetryObserver:
         """Start the run's ``invoke_workflow {graph}`` span and pick each target's logger."""
         with handle_internal_errors("starting a run span"):
             streams = self.streams
-            pipeline = streams.pipeline
             parent = run.parent_task.handle if run.parent_task is not None else None
-            parent_context = parent.context if parent is not None else self._parent_context
-            attributes: dict[str, Any] = {
-                semconv.GEN_AI_OPERATION_NAME: semconv.OPERATION_INVOKE_WORKFLOW,
-                semconv.GEN_AI_WORKFLOW_NAME: run.graph_name,
-                semconv.RUN_ID: run.run_id,
-                semconv.NAMESPACE: "|".join(run.namespace),
-            }
-            thread_id = run.config.get("configurable", {}).get("thread_id")
-            if thread_id is not None:
-                attributes[semconv.GEN_AI_CONVERSATION_ID] = str(thread_id)
-            own = [t for t in streams.targets if t.run_id == run.run_id]
-            if own:
-                attributes[semconv.STREAM_MODES] = list(own[0].mode_order)
-                attributes[semconv.MODES_TAGGED] = own[0].tagged
-                attributes[semconv.SUBGRAPHS] = own[0].subgraphs
-            run.handle = handle = start_span(
-                pipeline,
-                f"{semconv.OPERATION_INVOKE_WORKFLOW} {run.graph_name}",
-                parent_context,
-                attributes=attributes,
-                links=_thread_links(run.previous_trace),
+            run.handle = start_run_span(
+                streams.pipeline,
+                graph=run.graph_name,
+                run_id=run.run_id,
+                namespace=run.namespace,
+                thread_id=run.config.get("configurable", {}).get("thread_id"),
+                own=[t for t in streams.targets if t.run_id == run.run_id],
+                parent_context=parent.context if parent is not None else self._parent_context,
+                links=thread_links(run.previous_trace),
             )
-            DROPS.open(run.run_id)
             if not run.namespace:
                 streams.root_run_id = run.run_id
-                if pipeline.metrics is not None:
-                    pipeline.metrics.run_started(run.run_id, run.graph_name)
-            for target in own:
-                # a run the application's sampler dropped still streams, through the
-                # private provider that exports nothing
-                target.logger = pipeline.export_logger if handle.sampled else pipeline.stream_logger
 
     def trace_reference(self, run: RunInfo) -> dict[str, str] | None:
         """Return the run span's trace and span ids (hex), kept in the checkpoints it writes."""
@@ -166,36 +145,17 @@ class TelemetryObserver:
             # an LLM call its code never finished must not outlive the run (nor stay registered)
             self.run_stopping(run, outcome)
         with handle_internal_errors("ending a run span"):
-            dropped = DROPS.take(run.run_id)
-            self._emit_run_end(run, outcome, handle, dropped)
-            if dropped:
-                handle.span.set_attribute(semconv.DROPPED, sum(dropped.values()))
-                for mode, count in dropped.items():
-                    handle.span.set_attribute(f"{semconv.DROPPED}.{mode}", count)
-            handle.end(outcome, error)
-            metrics = self.pipeline.metrics
-            if not run.namespace and metrics is not None:
-                metrics.run_ended(run.run_id, run.graph_name, outcome, time.monotonic() - handle.started)
-
-    def _emit_run_end(self, run: RunInfo, outcome: Outcome, handle: SpanHandle, dropped: dict[str, int]) -> None:
-        for target in self.streams.targets:
-            if target.run_id != run.run_id:
-                continue
-            attributes: dict[str, Any] = {
-                semconv.RUN_ID: target.run_id,
-                semconv.GRAPH: run.graph_name,
-                semconv.OUTCOME: outcome,
-                semconv.EVENT_COUNT: target.issued(),
-                semconv.STREAM_MODES: list(target.mode_order),
-                semconv.MODES_TAGGED: target.tagged,
-                semconv.SUBGRAPHS: target.subgraphs,
-                semconv.DROPPED: sum(dropped.values()),
-                **{f"{semconv.DROPPED}.{mode}": count for mode, count in dropped.items()},
-            }
-            thread_id = run.config.get("configurable", {}).get("thread_id")
-            if thread_id is not None:
-                attributes[semconv.GEN_AI_CONVERSATION_ID] = str(thread_id)
-            emit_run_end(self.pipeline, target, handle, attributes)
+            end_run_span(
+                self.pipeline,
+                handle,
+                graph=run.graph_name,
+                run_id=run.run_id,
+                namespace=run.namespace,
+                thread_id=run.config.get("configurable", {}).get("thread_id"),
+                own=[t for t in self.streams.targets if t.run_id == run.run_id],
+                outcome=outcome,
+                error=error,
+            )
 
     @contextmanager
     def task_scope(self, task: Task, run: RunInfo) -> Iterator[None]:
@@ -268,20 +228,3 @@ class TelemetryObserver:
             if metrics is not None:
                 duration = time.monotonic() - handle.started
                 metrics.node_ended(task.graph_name, task.name, outcome, duration, error)
-
-
-def _thread_links(previous: dict[str, str] | None) -> list[Link] | None:
-    # a run continuing a thread (a resume after an interrupt, or new input) links to the run
-    # that wrote the checkpoint it starts from: a trace view can follow the whole thread
-    if not previous:
-        return None
-    try:
-        context = SpanContext(
-            trace_id=int(previous["trace_id"], 16),
-            span_id=int(previous["span_id"], 16),
-            is_remote=True,
-            trace_flags=TraceFlags(TraceFlags.SAMPLED),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None  # a checkpoint written by another tool: no link rather than a failure
-    return [Link(context, {semconv.LINK_REASON: semconv.LINK_CONTINUES_THREAD})]
