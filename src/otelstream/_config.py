@@ -31,12 +31,11 @@ from typing import Any, Literal
 from opentelemetry import _logs, metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
-from opentelemetry.sdk._logs.export import LogRecordExporter
 from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 
+from otelstream._exporters import ExportOptions, build_providers, private_meter_provider
 from otelstream._version import __version__
 from otelstream.consumer.processor import StreamLogRecordProcessor, StreamRouter, route
 from otelstream.consumer.span_events import install_span_event_hook
@@ -46,11 +45,6 @@ from otelstream.telemetry import environment, semconv
 from otelstream.telemetry._safe import log_internal_error
 from otelstream.telemetry._sdk import makes_clean_records, suppressed
 from otelstream.telemetry.export import DROPS, BackpressureLogRecordProcessor
-from otelstream.telemetry.file_exporter import (
-    OTLPJsonFile,
-    OTLPJsonFileLogExporter,
-    OTLPJsonFileSpanExporter,
-)
 from otelstream.telemetry.metrics import RunMetrics
 from otelstream.telemetry.pipeline import DirectSink, Pipeline
 from otelstream.telemetry.redact import Redactor
@@ -58,21 +52,6 @@ from otelstream.telemetry.redact import Redactor
 __all__ = ["ExportOptions", "configure", "current_pipeline", "override", "router", "shutdown"]
 
 logger = logging.getLogger("otelstream")
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ExportOptions:
-    """Where otelstream's own providers export (ignored for the application's providers).
-
-    Attributes:
-        file: Append OTLP-JSON lines (the Collector file exporter's format) to this path.
-        otlp: Export with OTLP, configured by the standard ``OTEL_EXPORTER_OTLP_*``
-            variables; ``None`` means "if ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or its
-            ``_TRACES_``/``_LOGS_`` variants) is set".
-    """
-
-    file: str | None = None
-    otlp: bool | None = None
 
 
 @dataclasses.dataclass(slots=True)
@@ -159,75 +138,22 @@ def router() -> StreamRouter:
     return _router
 
 
-def _otlp_wanted(options: ExportOptions) -> bool:
-    if options.otlp is not None:
-        return options.otlp
-    endpoints = (environment.OTLP_ENDPOINT, environment.OTLP_TRACES_ENDPOINT, environment.OTLP_LOGS_ENDPOINT)
-    return any(var.get() for var in endpoints)
-
-
-def _otlp_exporters() -> tuple[SpanExporter, LogRecordExporter]:
-    # each signal's own variable wins over the general one, as in the SDK's exporters
-    protocol = environment.OTLP_PROTOCOL.get()
-    span_exporter: SpanExporter
-    log_exporter: LogRecordExporter
-    if (environment.OTLP_TRACES_PROTOCOL.get() or protocol) == "grpc":
-        # grpc is imported only when asked for: it costs ~0.3 s at start-up
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter  # noqa: PLC0415
-
-        span_exporter = OTLPSpanExporter()
-    else:
-        # the protobuf message modules load only when something exports over OTLP
-        from otelstream.telemetry.otlp_wire import StreamSpanExporter  # noqa: PLC0415
-
-        span_exporter = StreamSpanExporter()
-    if (environment.OTLP_LOGS_PROTOCOL.get() or protocol) == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc._log_exporter import OTLPLogExporter  # noqa: PLC0415
-
-        log_exporter = OTLPLogExporter()
-    else:
-        from otelstream.telemetry.otlp_wire import StreamLogExporter  # noqa: PLC0415
-
-        log_exporter = StreamLogExporter()
-    return span_exporter, log_exporter
-
-
 def _private_providers() -> tuple[TracerProvider, LoggerProvider]:
     providers = _private.export
     if providers is None:
-        attributes = {"service.name": _settings.service_name} if _settings.service_name else {}
-        resource = Resource.create(attributes)
-        # shut down by otelstream's own exit handler, within one deadline (see shutdown())
-        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        processors: list[BackpressureLogRecordProcessor] = []
-        # the live consumer first: the SDK calls processors in the order they were added, and
-        # an export queue that makes the producer wait (backpressure) must not delay the
-        # moment stream() receives the chunk (docs/reliability.md, "Processor order")
-        logger_provider.add_log_record_processor(_processor)
-        _attached.add(logger_provider)
-        options = _settings.export
-        if options.file:
-            file = OTLPJsonFile(options.file)
-            tracer_provider.add_span_processor(BatchSpanProcessor(OTLPJsonFileSpanExporter(file)))
-            processors.append(BackpressureLogRecordProcessor(OTLPJsonFileLogExporter(file)))
-            logger_provider.add_log_record_processor(processors[-1])
-        if _otlp_wanted(options):
-            span_exporter, log_exporter = _otlp_exporters()
-            tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
-            processors.append(BackpressureLogRecordProcessor(log_exporter))
-            logger_provider.add_log_record_processor(processors[-1])
-        for span_processor in _settings.span_processors:
-            tracer_provider.add_span_processor(span_processor)
-        for log_processor in _settings.log_record_processors:
-            logger_provider.add_log_record_processor(log_processor)
-        providers = (tracer_provider, logger_provider)
-        _private.export = providers
-        _private.export_processors = tuple(processors)
-        # nothing but stream() reads this provider's records: payloads need no encoding
-        _private.export_silent = not (
-            options.file or _otlp_wanted(options) or _settings.span_processors or _settings.log_record_processors
+        built = build_providers(
+            _settings.export,
+            service_name=_settings.service_name,
+            stream_processor=_processor,
+            span_processors=_settings.span_processors,
+            log_record_processors=_settings.log_record_processors,
         )
+        _attached.add(built.logger_provider)
+        providers = (built.tracer_provider, built.logger_provider)
+        _private.export = providers
+        _private.export_processors = built.export_processors
+        # nothing but stream() reads this provider's records: payloads need no encoding
+        _private.export_silent = built.silent
     return providers
 
 
@@ -306,39 +232,13 @@ def _exports_nothing(logger_provider: LoggerProvider, stream: _StreamSettings) -
     )
 
 
-def _private_meter_provider() -> MeterProvider | None:
-    """Build otelstream's own MeterProvider when metrics must be exported and nobody else does."""
-    readers: list[Any] = []
-    if _settings.prometheus is not None:
-        try:
-            from opentelemetry.exporter.prometheus import PrometheusMetricReader  # noqa: PLC0415 - optional extra
-            from prometheus_client import start_http_server  # noqa: PLC0415 - optional extra
-        except ImportError as exc:
-            raise RuntimeError(
-                "configure(prometheus=...) needs the prometheus extra: pip install 'otelstream[prometheus]'"
-            ) from exc
-        host, port = _settings.prometheus
-        start_http_server(port, addr=host)
-        readers.append(PrometheusMetricReader())
-    if _otlp_wanted(_settings.export):
-        # loaded only when metrics are exported over OTLP (start-up cost otherwise)
-        from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter  # noqa: PLC0415
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader  # noqa: PLC0415
-
-        readers.append(PeriodicExportingMetricReader(OTLPMetricExporter()))
-    if not readers:
-        return None
-    attributes = {"service.name": _settings.service_name} if _settings.service_name else {}
-    return SdkMeterProvider(resource=Resource.create(attributes), metric_readers=readers, shutdown_on_exit=False)
-
-
 def _run_metrics() -> RunMetrics:
     cached = _private.metrics
     if cached is not None:
         return cached
     provider: Any = _settings.meter_provider
     if provider is None and not isinstance(metrics.get_meter_provider(), SdkMeterProvider):
-        provider = _private_meter_provider()
+        provider = private_meter_provider(_settings.export, _settings.prometheus, _settings.service_name)
         if isinstance(provider, SdkMeterProvider):
             _private.meter_provider = provider
     # the global proxy meter follows a MeterProvider the application sets later
