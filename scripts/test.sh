@@ -13,4 +13,7 @@ fi
 .venv/bin/lint-imports --no-cache
 scripts/e2e-setup.sh
 scripts/system-deps.sh
+# the lowest and newest OpenTelemetry SDK, the oldest and newest LangGraph the extras allow
+scripts/sdk-range.sh
+scripts/langgraph-range.sh
 .venv/bin/pytest "$@"
