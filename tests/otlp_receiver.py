@@ -33,11 +33,13 @@ import json
 import select
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -180,6 +182,41 @@ def main(out_path: str, *, port: int = 0, faults: Faults | None = None) -> None:
     server.serve_forever()
     with lock:
         out.close()
+
+
+class Running:
+    """A receiver process started by :func:`start`: its endpoint, and how to stop it by its pid."""
+
+    def __init__(self, process: subprocess.Popen[str], port: int) -> None:
+        self.process = process
+        self.port = port
+        self.endpoint = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)  # by its pid: only the process start() began
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+
+
+def start(*args: str) -> Running:
+    """Start ``python -m tests.otlp_receiver ARGS...`` on 127.0.0.1 and wait until it listens."""
+    root = Path(__file__).resolve().parent.parent
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.otlp_receiver", *args], cwd=root, stdout=subprocess.PIPE, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line.startswith("port="):
+        process.kill()
+        process.wait()
+        process.stdout.close()
+        raise AssertionError(f"receiver did not start: {line!r}")
+    return Running(process, int(line.strip().split("=")[1]))
 
 
 def _parse(argv: Sequence[str]) -> argparse.Namespace:

@@ -10,7 +10,6 @@ import json
 import logging
 import os
 import re
-import signal
 import subprocess
 import sys
 import textwrap
@@ -25,6 +24,7 @@ from otelstream import START, StateGraph, get_stream_writer
 from otelstream.telemetry import environment
 from otelstream.telemetry.environment import EnvVar
 from otelstream.telemetry.redact import MARKER
+from tests import otlp_receiver
 from tests.conftest import Telemetry, make_telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -276,23 +276,11 @@ print(json.dumps(run()))
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     out = tmp_path / "received.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.otlp_receiver", str(out)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    running = otlp_receiver.start(str(out))
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("port="), f"receiver did not start: {line!r}"
-        yield f"http://127.0.0.1:{line.strip().split('=')[1]}", out
+        yield running.endpoint, out
     finally:
-        process.send_signal(signal.SIGTERM)  # by its pid: only the process this fixture started
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        running.stop()
 
 
 @pytest.mark.parametrize(("payloads", "found"), [("none", []), (None, ["state", "custom", "exception"])])

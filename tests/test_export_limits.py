@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import operator
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -17,44 +16,24 @@ import pytest
 
 import otelstream
 from otelstream import START, StateGraph, get_stream_writer
+from tests import otlp_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.otlp_receiver", *args], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert line.startswith("port="), f"receiver did not start: {line!r}"
-    return process, f"http://127.0.0.1:{line.strip().split('=')[1]}"
-
-
-def _stop(process: subprocess.Popen[str]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    if process.stdout is not None:
-        process.stdout.close()
 
 
 @pytest.fixture
 def strict_collector(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     # a collector that answers 413 to requests over 8 kB, as a size-limited Collector does
     out = tmp_path / "received.jsonl"
-    process, endpoint = _start(str(out), "--max-body", "8000")
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+    running = otlp_receiver.start(str(out), "--max-body", "8000")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", running.endpoint)
     otelstream.configure(export=otelstream.ExportOptions(otlp=True))
     try:
         yield out
     finally:
         otelstream.shutdown()
         otelstream.configure()
-        _stop(process)
+        running.stop()
 
 
 class State(TypedDict):
@@ -117,7 +96,7 @@ APP = textwrap.dedent(
 
 @pytest.mark.parametrize("how", ["at exit", "explicit"])
 def test_a_collector_that_never_answers_delays_exit_by_the_deadline_only(tmp_path: Path, how: str) -> None:
-    process, endpoint = _start(str(tmp_path / "unused.jsonl"), "--blackhole")
+    running = otlp_receiver.start(str(tmp_path / "unused.jsonl"), "--blackhole")
     try:
         started = time.monotonic()
         result = subprocess.run(
@@ -128,13 +107,13 @@ def test_a_collector_that_never_answers_delays_exit_by_the_deadline_only(tmp_pat
             timeout=120,
             env={
                 **_clean_env(),
-                "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": running.endpoint,
                 "OTELSTREAM_SHUTDOWN_TIMEOUT": "1",
             },
         )
         elapsed = time.monotonic() - started
     finally:
-        _stop(process)
+        running.stop()
     assert result.returncode == 0, result.stderr
     assert "runs done" in result.stdout
     warnings = [line for line in result.stderr.splitlines() if "did not finish within" in line]
@@ -156,14 +135,14 @@ def test_the_receiver_answers_413_to_large_bodies(tmp_path: Path) -> None:
     import urllib.error
     import urllib.request
 
-    process, endpoint = _start(str(tmp_path / "out.jsonl"), "--max-body", "10")
+    running = otlp_receiver.start(str(tmp_path / "out.jsonl"), "--max-body", "10")
     try:
-        request = urllib.request.Request(f"{endpoint}/v1/logs", data=b"x" * 11, method="POST")
+        request = urllib.request.Request(f"{running.endpoint}/v1/logs", data=b"x" * 11, method="POST")
         with pytest.raises(urllib.error.HTTPError) as error:
             urllib.request.urlopen(request, timeout=10)
         assert error.value.code == 413
         error.value.close()
     finally:
-        _stop(process)
+        running.stop()
     out = tmp_path / "out.jsonl"
     assert not out.exists() or out.read_text() == ""  # the refused request stored nothing

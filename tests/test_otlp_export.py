@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -17,6 +16,7 @@ import pytest
 
 import otelstream
 from otelstream import START, StateGraph, get_stream_writer
+from tests import otlp_receiver
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,23 +42,11 @@ class Receiver:
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[Receiver]:
     out = tmp_path / "received.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.otlp_receiver", str(out)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    running = otlp_receiver.start(str(out))
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("port="), f"receiver did not start: {line!r}"
-        yield Receiver(out, process, int(line.strip().split("=")[1]))
+        yield Receiver(out, running.process, running.port)
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        running.stop()
 
 
 @pytest.fixture

@@ -8,9 +8,6 @@ on the lowest and the newest OpenTelemetry release ``pyproject.toml`` allows.
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
-import sys
 import types
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -39,6 +36,7 @@ from otelstream.telemetry.otlp_wire import (
     encode_logs_request,
     encode_spans_request,
 )
+from tests import otlp_receiver
 from tests.conftest import Telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -208,23 +206,11 @@ def test_the_file_export_writes_the_same_lines_without_the_sdks_log_encoder(
 @pytest.fixture
 def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     out = tmp_path / "received.jsonl"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.otlp_receiver", str(out)], cwd=ROOT, stdout=subprocess.PIPE, text=True
-    )
+    running = otlp_receiver.start(str(out))
     try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("port="), f"receiver did not start: {line!r}"
-        yield f"http://127.0.0.1:{line.strip().split('=')[1]}", out
+        yield running.endpoint, out
     finally:
-        process.send_signal(signal.SIGTERM)  # by its pid: only the process this fixture started
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
+        running.stop()
 
 
 def test_both_exporters_send_the_same_requests_without_the_exporters_client(
