@@ -153,3 +153,28 @@ def test_add_messages_refuses_the_openai_format() -> None:
 
     with pytest.raises(ValueError, match=r"unsupported arguments \['format'\]"):
         add_messages([], [HumanMessage("a")], format="langchain-openai")
+
+
+@pytest.mark.parametrize("lib", LIBS, ids=str)
+@pytest.mark.parametrize("modes", [["updates", "values"], ["updates", "values", "messages"]], ids=["", "messages"])
+def test_a_returned_message_without_an_id_carries_its_id_in_the_update_already(lib: Lib, modes: list[Any]) -> None:
+    # chat UIs key messages on the id: the update must show the one values shows later
+    def node(state: Any) -> dict[str, Any]:
+        return {"messages": [AIMessage("hi"), ("user", "a tuple stays a tuple in the update")]}
+
+    builder = lib.StateGraph(lib.MessagesState)
+    builder.add_node("n", node)
+    builder.add_edge(lib.START, "n")
+    seen: list[tuple[str, Any]] = []
+    for mode, chunk in builder.compile().stream({"messages": []}, stream_mode=modes):
+        if mode == "updates":
+            message, raw = chunk["n"]["messages"]
+            seen.append(("updates", message.id))  # read as the chunk is yielded
+            assert raw == ("user", "a tuple stays a tuple in the update")
+        elif mode == "values" and chunk["messages"]:
+            seen.append(("values", chunk["messages"][0].id))
+        elif mode == "messages":
+            seen.append(("messages", chunk[0].id))
+    ids = {kind: value for kind, value in seen}
+    assert ids["updates"] is not None
+    assert ids["updates"] == ids["values"] == ids.get("messages", ids["values"])

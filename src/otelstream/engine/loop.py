@@ -385,6 +385,7 @@ class RunLoop:
         topology = self.topology
         task.writes = []
         writes, gotos = _writes.result_writes(topology, task, result)
+        _writes.prepare_updates(topology, writes)
         task.writes = writes + _writes.goto_writes(topology, task.name, gotos)
         task.writes.extend(_writes.edge_writes(topology, task.name))
         return writes

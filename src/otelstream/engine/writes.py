@@ -25,6 +25,7 @@ __all__ = [
     "edge_writes",
     "goto_writes",
     "no_sync_function",
+    "prepare_updates",
     "result_value",
     "result_writes",
     "update_value",
@@ -146,6 +147,20 @@ def _local_state(
         channel.update(values)
         local[key] = channel
     return topology.read_state(local, schema)
+
+
+def prepare_updates(topology: Topology, writes: list[tuple[str, Any]]) -> None:
+    """Let reducers that complete what a node wrote do it now, before the update is streamed.
+
+    A reducer may carry a ``prepare_update(value)`` function (``add_messages`` gives messages
+    without an id their uuid, in place): LangGraph's ``updates`` chunk already shows what the
+    reducer filled in, so the chunk otelstream streams at the task's commit must too.
+    """
+    for key, value in writes:
+        field = topology.fields.get(key)
+        prepare = getattr(field.reducer, "prepare_update", None) if field is not None else None
+        if prepare is not None:
+            prepare(value)
 
 
 def updates_of(value: Any, keys: list[str]) -> list[tuple[str, Any]]:

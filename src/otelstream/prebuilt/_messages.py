@@ -103,6 +103,16 @@ def add_messages(left: Any = None, right: Any = None, **kwargs: Any) -> Any:
     return merge
 
 
+def _assign_missing_ids(value: Any) -> None:
+    # the ids the reducer will give, given now: the node's update shows them, as in LangGraph
+    for message in value if isinstance(value, list) else [value]:
+        if getattr(message, "id", "") is None and hasattr(message, "content"):
+            message.id = str(uuid.uuid4())
+
+
+add_messages.prepare_update = _assign_missing_ids  # type: ignore[attr-defined]  # read by the engine
+
+
 class MessagesState(TypedDict):
     """A state with one ``messages`` key merged by :func:`add_messages`."""
 
