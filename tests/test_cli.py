@@ -27,6 +27,18 @@ def _otelstream(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None)
     )
 
 
+def test_a_failed_demo_keeps_the_previous_telemetry_file(tmp_path: Path) -> None:
+    output = tmp_path / "demo.otlp.jsonl"
+    output.write_text("the previous run's telemetry\n")
+    demo = _otelstream(
+        "demo", "--graph", "examples/ingest.py:typo", "--output", str(output), env={"OTEL_EXPORTER_OTLP_ENDPOINT": ""}
+    )
+    assert demo.returncode == 2
+    assert "no compiled graph named 'typo'" in demo.stderr
+    assert output.read_text() == "the previous run's telemetry\n"
+    assert not (tmp_path / "demo.otlp.jsonl.partial").exists()
+
+
 def test_demo_streams_three_modes_live_and_writes_replayable_telemetry(tmp_path: Path) -> None:
     output = tmp_path / "demo.otlp.jsonl"
     demo = _otelstream("demo", "--output", str(output), env={"OTEL_EXPORTER_OTLP_ENDPOINT": ""})

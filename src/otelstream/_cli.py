@@ -93,28 +93,29 @@ def _summarise_file(path: Path) -> tuple[int, int, set[str]]:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    # the arguments are checked before any output is touched: a typo keeps the last telemetry
+    graph, demo_input = _load_graph(args.graph)
     endpoint = environment.OTLP_ENDPOINT.get()
     output = Path(args.output)
+    # the run writes next to the output and replaces it only once it is complete
+    partial = output.with_name(output.name + ".partial")
     if endpoint:
         export = otelstream.ExportOptions(otlp=True)
         destination = f"OTLP endpoint {endpoint}"
     else:
-        if output.exists():
-            output.unlink()
-        export = otelstream.ExportOptions(file=str(output))
+        partial.unlink(missing_ok=True)
+        export = otelstream.ExportOptions(file=str(partial))
         destination = str(output)
     otelstream.configure(export=export, service_name=environment.SERVICE_NAME.get() or "otelstream-demo")
-    graph, demo_input = _load_graph(args.graph)
-    modes = list(args.stream_mode)
-    width = shutil.get_terminal_size((120, 20)).columns - 40
-    print(f"Streaming {graph.name!r} with stream_mode={modes}, subgraphs=True\n")
-    print(f"{'namespace':<22} {'mode':<8} chunk")
-    chunks = 0
-    for namespace, mode, chunk in graph.stream(demo_input, stream_mode=modes, subgraphs=True):
-        where = namespace[-1].split(":")[0] if namespace else "(root)"
-        print(f"{where:<22} {mode:<8} {_render(mode, chunk, max(width, 40))}", flush=True)
-        chunks += 1
+    try:
+        chunks = _stream_demo(graph, demo_input, list(args.stream_mode))
+    except BaseException:
+        otelstream.shutdown()
+        partial.unlink(missing_ok=True)
+        raise
     otelstream.shutdown()  # flushes the exporters before we report
+    if not endpoint and partial.exists():
+        partial.replace(output)
     print(f"\n{chunks} chunks streamed; each one is an `otelstream.<mode>` log record in the telemetry.")
     if endpoint:
         print(f"Telemetry sent to {destination}.")
@@ -128,6 +129,18 @@ def _demo(args: argparse.Namespace) -> int:
         "Send the next run to a collector instead: OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 ./scripts/demo.sh"
     )
     return 0
+
+
+def _stream_demo(graph: Any, demo_input: dict[str, Any], modes: list[str]) -> int:
+    width = shutil.get_terminal_size((120, 20)).columns - 40
+    print(f"Streaming {graph.name!r} with stream_mode={modes}, subgraphs=True\n")
+    print(f"{'namespace':<22} {'mode':<8} chunk")
+    chunks = 0
+    for namespace, mode, chunk in graph.stream(demo_input, stream_mode=modes, subgraphs=True):
+        where = namespace[-1].split(":")[0] if namespace else "(root)"
+        print(f"{where:<22} {mode:<8} {_render(mode, chunk, max(width, 40))}", flush=True)
+        chunks += 1
+    return chunks
 
 
 def _replay(args: argparse.Namespace) -> int:
