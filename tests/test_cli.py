@@ -27,6 +27,19 @@ def _otelstream(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None)
     )
 
 
+def test_user_errors_in_replay_are_one_line_and_status_2(tmp_path: Path) -> None:
+    source = tmp_path / "run.otlp.jsonl"
+    demo = _otelstream("demo", "--output", str(source), env={"OTEL_EXPORTER_OTLP_ENDPOINT": ""})
+    assert demo.returncode == 0, demo.stderr
+    bogus = _otelstream("replay", str(source), "--stream-mode", "bogus")
+    assert bogus.returncode == 2
+    assert bogus.stderr.strip().startswith("otelstream: error: Unknown stream_mode 'bogus'")
+    assert "Traceback" not in bogus.stderr
+    directory = _otelstream("replay", str(tmp_path))
+    assert directory.returncode == 2
+    assert f"otelstream: error: {tmp_path} is a directory" in directory.stderr
+
+
 def test_a_failed_demo_keeps_the_previous_telemetry_file(tmp_path: Path) -> None:
     output = tmp_path / "demo.otlp.jsonl"
     output.write_text("the previous run's telemetry\n")

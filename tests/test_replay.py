@@ -90,7 +90,7 @@ def test_runs_lists_every_run_and_replay_needs_a_run_id_when_there_are_several(t
     list(_graph().stream({"log": []}, stream_mode="custom", subgraphs=True))
     first, second = otelstream.runs(telemetry.spans.get_finished_spans() + telemetry.logs.get_finished_logs())
     assert (first.stream_modes, second.stream_modes) == (("updates",), ("custom",))
-    with pytest.raises(otelstream.ReplayError, match="the source holds 2 runs; pass run_id= one of"):
+    with pytest.raises(otelstream.ReplayError, match="the source holds 2 runs; name one with run_id="):
         otelstream.replay((telemetry.spans, telemetry.logs))
     replayed = otelstream.replay((telemetry.spans, telemetry.logs), run_id=second.run_id, subgraphs=True)
     assert [chunk for _, chunk in replayed] == [

@@ -170,7 +170,7 @@ def test_several_runs_need_a_run_id() -> None:
     captured.assert_same_stream(second, run_id="run-b")
     with pytest.raises(AssertionError, match=r"run run-a rebuilds 2; first mismatch at chunk \[0\]"):
         captured.assert_same_stream(second, run_id="run-a", subgraphs=True)
-    with pytest.raises(otelstream.ReplayError, match="the source holds 2 runs; pass run_id= one of"):
+    with pytest.raises(otelstream.ReplayError, match="the source holds 2 runs; name one with run_id="):
         captured.assert_same_stream(first)
     with pytest.raises(otelstream.ReplayError, match="run run-c has no telemetry"):
         captured.replay("run-c")

@@ -159,7 +159,8 @@ def _replay(args: argparse.Namespace) -> int:
                     f'{{"run_id":{encode(replayed.run.run_id)},"seq":{seq},"ns":{encode(list(chunk.namespace))},'
                     f'"mode":"{chunk.mode}","chunk":{encode(chunk.payload)}}}'
                 )
-    except (otelstream.ReplayError, otelstream.ReplaySourceError) as exc:
+    except (otelstream.OtelstreamError, otelstream.ReplaySourceError) as exc:
+        # a user error (an unknown mode, a missing run): one line and status 2, no traceback
         raise CliError(str(exc)) from None
     return 0 if all([_report(replayed) for replayed in replays]) else 1
 

@@ -306,7 +306,9 @@ def _replay_loaded(
     if run_id is None:
         if len(summaries) != 1:
             listed = ", ".join(f"{r.run_id} ({r.graph})" for r in summaries.values()) or "none"
-            raise ReplayError(f"the source holds {len(summaries)} runs; pass run_id= one of: {listed}")
+            raise ReplayError(
+                f"the source holds {len(summaries)} runs; name one with run_id= (--run-id from the shell): {listed}"
+            )
         run_id = next(iter(summaries))
     run = summaries.get(run_id)
     if run is None:

@@ -85,6 +85,8 @@ def _load_in_memory(source: Any, telemetry: Telemetry) -> None:
 
 def _load_otlp_json_file(path: Path, telemetry: Telemetry) -> None:
     if not path.is_file():
+        if path.is_dir():
+            raise ReplaySourceError(f"{path} is a directory: pass the OTLP-JSON file in it (e.g. {path}/*.otlp.jsonl)")
         raise ReplaySourceError(f"no such file: {path}")
     if path.stat().st_size > _MAX_FILE_BYTES:
         raise ReplaySourceError(f"{path} is larger than {_MAX_FILE_BYTES} bytes")
