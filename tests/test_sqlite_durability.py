@@ -85,7 +85,9 @@ def test_a_killed_run_resumes_from_its_last_committed_superstep(tmp_path: Path) 
     assert final.next == ()
     runs = [line.split() for line in ran.read_text().splitlines()]
     killed_pid = str(worker.pid)
-    assert [name for pid, name in runs if pid == killed_pid] == ["first", "second", "fast", "slow"]
+    killed_ran = [name for pid, name in runs if pid == killed_pid]
+    # fast and slow start in parallel: either may log first
+    assert killed_ran[:2] == ["first", "second"] and sorted(killed_ran[2:]) == ["fast", "slow"]
     # after the restart only the killed node and what follows it ran
     assert [name for pid, name in runs if pid != killed_pid] == ["slow", "last"]
 
