@@ -59,6 +59,14 @@ class Carried:
     timestamp: int
     trace_id: str = ""
 
+    def identity(self) -> tuple[Any, ...]:
+        """What two copies of one chunk share when they are the same copy (at-least-once export).
+
+        Copies of a sequence number that differ in any of it are conflicting: a forgery or a
+        damaged source, never a duplicate.
+        """
+        return (self.mode, self.namespace, self.graph, self.node, self.payload, self.truncated)
+
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RunEnd:

@@ -170,7 +170,7 @@ class Replay:
             first = unique.get(chunk.seq)
             if first is None:
                 unique[chunk.seq] = chunk
-            elif _same_chunk(first, chunk):
+            elif first.identity() == chunk.identity():
                 # at-least-once export delivers some records twice: normal
                 notes.append(f"chunk {chunk.seq} appears more than once; the copies are identical")
             else:
@@ -225,17 +225,6 @@ def _payload(carried: Carried) -> Any:
         return decode(carried.payload)
     except DecodeError as exc:
         raise ReplayError(f"chunk {carried.seq} of run {carried.run_id}: {exc}") from None
-
-
-def _same_chunk(a: Carried, b: Carried) -> bool:
-    return (a.mode, a.namespace, a.graph, a.node, a.payload, a.truncated) == (
-        b.mode,
-        b.namespace,
-        b.graph,
-        b.node,
-        b.payload,
-        b.truncated,
-    )
 
 
 def _gaps(seqs: list[int], expected: int | None) -> list[Gap]:

@@ -131,7 +131,7 @@ class Run:
         self.nodes: dict[tuple[str, str], list[int]] = {}  # (namespace, node) -> [first_ns, last_ns, chunks]
         self._pending: dict[int, Carried] = {}
         self._conflicted: set[int] = set()
-        self._released_data: dict[int, tuple[str, tuple[str, ...], str]] = {}
+        self._released_data: dict[int, tuple[Any, ...]] = {}  # seq -> the released copy's identity()
         self._hold_since: float | None = None
         self._end_seen: float | None = None
         self.finished = False
@@ -148,7 +148,7 @@ class Run:
             self.trace_ids.add(carried.trace_id)
         if not carried.namespace and not self.graph:
             self.graph = carried.graph
-        key = (carried.mode, carried.namespace, carried.payload)
+        key = carried.identity()
         if seq < self.next_seq:
             released = self._released_data.get(seq)
             if released is None:
@@ -164,7 +164,7 @@ class Run:
             return
         pending = self._pending.get(seq)
         if pending is not None:
-            if (pending.mode, pending.namespace, pending.payload) == key:
+            if pending.identity() == key:
                 self.duplicates += 1
             elif seq not in self._conflicted:
                 self.conflicts += 1
@@ -237,7 +237,7 @@ class Run:
         data = truncation_marker(carried) if carried.truncated else carried.payload
         entry = Entry(carried.seq, carried.mode, carried.namespace, data)
         self._append(entry)
-        self._released_data[carried.seq] = (carried.mode, carried.namespace, carried.payload)
+        self._released_data[carried.seq] = carried.identity()
         self.next_seq = carried.seq + 1
 
     def _release_gap(self, first: int, count: int) -> None:
