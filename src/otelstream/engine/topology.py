@@ -64,6 +64,8 @@ class Topology:
     # channel -> the nodes it triggers, by name: a step plans only the nodes whose trigger
     # channels the previous step changed (LangGraph's updated-channels rule)
     triggered_by: dict[str, tuple[str, ...]] = dataclasses.field(default_factory=dict)
+    # state key -> its reducer's ``prepare_update`` (see writes.prepare_updates), found once
+    preparers: dict[str, Callable[[Any], None]] = dataclasses.field(default_factory=dict)
 
     def new_channels(self) -> dict[str, BaseChannel]:
         """Return a fresh set of empty channels for one run."""
@@ -182,6 +184,11 @@ def build_topology(graph: GraphBuilder, name: str) -> Topology:
         join_names=join_names,
         branches={k: dict(v) for k, v in graph.branches.items()},
         triggered_by=_triggered_by(triggers),
+        preparers={
+            key: prepare
+            for key, field in graph.fields.items()
+            if (prepare := getattr(field.reducer, "prepare_update", None)) is not None
+        },
     )
 
 

@@ -156,9 +156,11 @@ def prepare_updates(topology: Topology, writes: list[tuple[str, Any]]) -> None:
     without an id their uuid, in place): LangGraph's ``updates`` chunk already shows what the
     reducer filled in, so the chunk otelstream streams at the task's commit must too.
     """
+    preparers = topology.preparers
+    if not preparers:
+        return
     for key, value in writes:
-        field = topology.fields.get(key)
-        prepare = getattr(field.reducer, "prepare_update", None) if field is not None else None
+        prepare = preparers.get(key)
         if prepare is not None:
             prepare(value)
 
